@@ -1,0 +1,396 @@
+//! The PIV token: PKCS#11 objects from the card's certificates, and the
+//! private-key primitives as GENERAL AUTHENTICATE.
+
+use std::ffi::CString;
+use std::sync::{Arc, Mutex};
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::card::{self, alg, CardData, KeySlot, PinStatus};
+use super::reader::Connection;
+use super::transport::Transport;
+use super::PivError;
+use crate::core::object::KeyInfo;
+use crate::core::{lock, Error, Object, Result, Token, TokenInfo};
+use crate::crypto::pubkey::{ecdsa_der_to_raw, parse_certificate, CertInfo};
+use crate::crypto::{Curve, PublicKey};
+
+/// A PIV card in a reader.
+pub struct PivToken {
+    conn: Mutex<Connection>,
+    data: CardData,
+    certs: Vec<(KeySlot, CertInfo)>,
+    pin: Mutex<Option<PinStatus>>,
+    config: Arc<crate::config::Config>,
+}
+
+/// Names for key slots, in the style OpenSC uses so users recognise them.
+fn slot_names(s: &KeySlot) -> (String, String) {
+    match s.key_ref {
+        0x9a => ("PIV Authentication".into(), "PIV AUTH".into()),
+        0x9c => ("Digital Signature".into(), "SIGN".into()),
+        0x9d => ("Key Management".into(), "KEY MAN".into()),
+        0x9e => ("Card Authentication".into(), "CARD AUTH".into()),
+        r => {
+            let n = r - 0x81;
+            (
+                format!("Retired Key Management {n}"),
+                format!("RETIRED KEY MAN {n}"),
+            )
+        }
+    }
+}
+
+fn piv_alg(k: &PublicKey) -> Result<u8> {
+    match k {
+        PublicKey::Rsa { .. } => match k.bits() {
+            1024 => Ok(alg::RSA1024),
+            2048 => Ok(alg::RSA2048),
+            _ => Err(Error::KeySizeRange),
+        },
+        PublicKey::Ec {
+            curve: Curve::P256, ..
+        } => Ok(alg::P256),
+        PublicKey::Ec {
+            curve: Curve::P384, ..
+        } => Ok(alg::P384),
+    }
+}
+
+fn pin_flags(p: Option<PinStatus>, max_tries: u8) -> CK_FLAGS {
+    match p {
+        Some(PinStatus::Blocked) => CKF_USER_PIN_LOCKED,
+        Some(PinStatus::Tries(1)) => CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW,
+        Some(PinStatus::Tries(n)) if n < max_tries => CKF_USER_PIN_COUNT_LOW,
+        _ => 0,
+    }
+}
+
+impl PivToken {
+    /// Connect to the card in `reader` and read its public data.
+    pub fn open(
+        ctx: &pcsc::Context,
+        reader: CString,
+        config: Arc<crate::config::Config>,
+    ) -> Result<Self> {
+        let mut conn = Connection::connect(ctx, &reader)?;
+        let data = conn.with_transaction(|t, _| {
+            card::select(t)?;
+            card::read_card(t)
+        })?;
+        let certs = data
+            .certs
+            .iter()
+            .filter_map(|(slot, der)| match parse_certificate(der) {
+                Ok(info) => Some((*slot, info)),
+                Err(e) => {
+                    log::warn!("key {:02X}: certificate not usable: {e:?}", slot.key_ref);
+                    None
+                }
+            })
+            .collect();
+        Ok(PivToken {
+            conn: Mutex::new(conn),
+            pin: Mutex::new(data.pin),
+            data,
+            certs,
+            config,
+        })
+    }
+
+    /// Run card commands in one transaction after selecting the PIV application.
+    fn run<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Transport) -> std::result::Result<R, PivError>,
+    ) -> Result<R> {
+        let mut conn = lock(&self.conn);
+        conn.with_transaction(|t, _reset| {
+            card::select(t)?;
+            f(t)
+        })
+        .map_err(|e| {
+            if let PivError::WrongPin { tries } = e {
+                *lock(&self.pin) = Some(PinStatus::Tries(tries));
+            } else if e == PivError::PinBlocked {
+                *lock(&self.pin) = Some(PinStatus::Blocked);
+            }
+            Error::from(e)
+        })
+    }
+
+    fn check_pin_len(&self, pin: &[u8]) -> Result<()> {
+        if !(6..=8).contains(&pin.len()) {
+            return Err(Error::PinLenRange);
+        }
+        Ok(())
+    }
+
+    fn verified(&self) {
+        *lock(&self.pin) = Some(PinStatus::Verified);
+    }
+
+    fn with_key_pin<R>(
+        &self,
+        context_pin: Option<&[u8]>,
+        f: impl FnOnce(&mut dyn Transport) -> std::result::Result<R, PivError>,
+    ) -> Result<R> {
+        if let Some(p) = context_pin {
+            self.check_pin_len(p)?;
+        }
+        let r = self.run(|t| {
+            // VERIFY and the key operation in one transaction, nothing between.
+            if let Some(p) = context_pin {
+                card::verify(t, p)?;
+            }
+            f(t)
+        });
+        if context_pin.is_some() && r.is_ok() {
+            self.verified();
+        }
+        r
+    }
+
+    fn key_objects(&self, slot: &KeySlot, cert_der: &[u8], info: &CertInfo) -> Vec<Object> {
+        let (long, short) = slot_names(slot);
+        let id = [slot.ck_id()];
+        let cert = Object::builder(CKO_CERTIFICATE)
+            .flag(CKA_TOKEN, true)
+            .flag(CKA_PRIVATE, false)
+            .flag(CKA_MODIFIABLE, false)
+            .flag(CKA_TRUSTED, false)
+            .bytes(CKA_LABEL, format!("Certificate for {long}").as_bytes())
+            .bytes(CKA_ID, &id)
+            .ulong(CKA_CERTIFICATE_TYPE, CKC_X_509)
+            .ulong(CKA_CERTIFICATE_CATEGORY, 1)
+            .bytes(CKA_SUBJECT, &info.subject)
+            .bytes(CKA_ISSUER, &info.issuer)
+            .bytes(CKA_SERIAL_NUMBER, &info.serial)
+            .bytes(CKA_VALUE, cert_der)
+            .bytes(CKA_START_DATE, &[])
+            .bytes(CKA_END_DATE, &[])
+            .build();
+        let rsa = matches!(info.public_key, PublicKey::Rsa { .. });
+        let (sign, decrypt, derive) = match slot.key_ref {
+            0x9a | 0x9e => (true, rsa, false),
+            0x9c => (true, false, false),
+            _ => (false, rsa, !rsa),
+        };
+        let key_attrs = |b: crate::core::object::ObjectBuilder| {
+            let b = match &info.public_key {
+                PublicKey::Rsa { n, e } => b
+                    .ulong(CKA_KEY_TYPE, CKK_RSA)
+                    .bytes(CKA_MODULUS, n)
+                    .bytes(CKA_PUBLIC_EXPONENT, e)
+                    .ulong(CKA_MODULUS_BITS, info.public_key.bits() as CK_ULONG),
+                PublicKey::Ec { curve, point } => {
+                    let mut octets = vec![0x04];
+                    crate::piv::tlv::push_len(&mut octets, point.len());
+                    octets.extend_from_slice(point);
+                    b.ulong(CKA_KEY_TYPE, CKK_EC)
+                        .bytes(CKA_EC_PARAMS, &curve.ec_params())
+                        .bytes(CKA_EC_POINT, &octets)
+                }
+            };
+            b.flag(CKA_TOKEN, true)
+                .flag(CKA_MODIFIABLE, false)
+                .flag(CKA_LOCAL, false)
+                .flag(CKA_DERIVE, derive)
+                .bytes(CKA_ID, &id)
+                .bytes(CKA_SUBJECT, &info.subject)
+                .bytes(CKA_START_DATE, &[])
+                .bytes(CKA_END_DATE, &[])
+                .ulong(CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION)
+        };
+        let public = key_attrs(Object::builder(CKO_PUBLIC_KEY))
+            .flag(CKA_PRIVATE, false)
+            .bytes(CKA_LABEL, format!("{short} pubkey").as_bytes())
+            .flag(CKA_VERIFY, sign)
+            .flag(CKA_VERIFY_RECOVER, false)
+            .flag(CKA_ENCRYPT, decrypt)
+            .flag(CKA_WRAP, false)
+            .flag(CKA_TRUSTED, false)
+            .key(KeyInfo {
+                key_ref: slot.key_ref,
+                public: info.public_key.clone(),
+                always_authenticate: false,
+            })
+            .build();
+        let always = slot.key_ref == 0x9c;
+        let private = key_attrs(Object::builder(CKO_PRIVATE_KEY))
+            // 9E is usable without the PIN (SP 800-73-4 Part 1 §3.2), so it is public.
+            .flag(CKA_PRIVATE, slot.key_ref != 0x9e)
+            .bytes(CKA_LABEL, format!("{short} key").as_bytes())
+            .flag(CKA_SENSITIVE, true)
+            .flag(CKA_ALWAYS_SENSITIVE, true)
+            .flag(CKA_EXTRACTABLE, false)
+            .flag(CKA_NEVER_EXTRACTABLE, true)
+            .flag(CKA_SIGN, sign)
+            .flag(CKA_SIGN_RECOVER, false)
+            .flag(CKA_DECRYPT, decrypt)
+            .flag(CKA_UNWRAP, decrypt)
+            .flag(CKA_WRAP_WITH_TRUSTED, false)
+            .flag(CKA_ALWAYS_AUTHENTICATE, always)
+            .key(KeyInfo {
+                key_ref: slot.key_ref,
+                public: info.public_key.clone(),
+                always_authenticate: always,
+            })
+            .build();
+        vec![cert, public, private]
+    }
+}
+
+impl Token for PivToken {
+    fn info(&self) -> TokenInfo {
+        let label = self
+            .certs
+            .iter()
+            .find(|(s, _)| s.key_ref == 0x9a)
+            .and_then(|(_, c)| c.common_name.clone())
+            .unwrap_or_else(|| "PIV card".to_string());
+        let serial_src = self
+            .data
+            .guid
+            .as_ref()
+            .filter(|g| g.iter().any(|&b| b != 0))
+            .or(self.data.fascn.as_ref());
+        let serial = serial_src
+            .map(|g| g.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            .unwrap_or_default();
+        TokenInfo {
+            label,
+            manufacturer: "piv_II".into(),
+            model: "PIV II".into(),
+            serial: serial.chars().take(16).collect(),
+            min_pin: 6,
+            max_pin: 8,
+            pin_flags: pin_flags(*lock(&self.pin), self.config.pin_retries_hint),
+            hardware: true,
+        }
+    }
+
+    fn objects(&self) -> Vec<Object> {
+        let mut objs = vec![Object::builder(CKO_PROFILE)
+            .flag(CKA_TOKEN, true)
+            .flag(CKA_PRIVATE, false)
+            .ulong(CKA_PROFILE_ID, CKP_PUBLIC_CERTIFICATES_TOKEN)
+            .build()];
+        for (slot, info) in &self.certs {
+            let der = self
+                .data
+                .certs
+                .iter()
+                .find(|(s, _)| s == slot)
+                .map(|(_, d)| d.as_slice())
+                .unwrap_or_default();
+            objs.extend(self.key_objects(slot, der, info));
+        }
+        objs
+    }
+
+    fn login(&self, pin: &[u8]) -> Result<()> {
+        self.check_pin_len(pin)?;
+        self.run(|t| card::verify(t, pin))?;
+        self.verified();
+        Ok(())
+    }
+
+    fn logout(&self) -> Result<()> {
+        self.run(card::unverify)
+    }
+
+    fn set_pin(&self, old: &[u8], new: &[u8]) -> Result<()> {
+        self.check_pin_len(old)?;
+        self.check_pin_len(new)?;
+        self.run(|t| card::change_pin(t, old, new))?;
+        self.verified();
+        Ok(())
+    }
+
+    fn check_context_pin(&self, _key: &KeyInfo, pin: &[u8]) -> Result<()> {
+        self.check_pin_len(pin)?;
+        self.run(|t| card::verify(t, pin))?;
+        self.verified();
+        Ok(())
+    }
+
+    fn rsa_private(
+        &self,
+        key: &KeyInfo,
+        block: &[u8],
+        context_pin: Option<&[u8]>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let a = piv_alg(&key.public)?;
+        let out = self.with_key_pin(context_pin, |t| {
+            card::general_authenticate(t, a, key.key_ref, 0x81, block)
+        })?;
+        let k = key.public.modulus_len();
+        if out.len() > k {
+            return Err(Error::DeviceError(
+                "RSA result longer than the modulus".into(),
+            ));
+        }
+        let mut v = Zeroizing::new(vec![0u8; k - out.len()]);
+        v.extend_from_slice(&out);
+        Ok(v)
+    }
+
+    fn ecdsa_sign(
+        &self,
+        key: &KeyInfo,
+        hash: &[u8],
+        context_pin: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let PublicKey::Ec { curve, .. } = &key.public else {
+            return Err(Error::KeyTypeInconsistent);
+        };
+        let a = piv_alg(&key.public)?;
+        let der = self.with_key_pin(context_pin, |t| {
+            card::general_authenticate(t, a, key.key_ref, 0x81, hash)
+        })?;
+        ecdsa_der_to_raw(*curve, &der)
+            .map_err(|_| Error::DeviceError("card returned a malformed ECDSA signature".into()))
+    }
+
+    fn ecdh(&self, key: &KeyInfo, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let a = piv_alg(&key.public)?;
+        self.with_key_pin(None, |t| {
+            card::general_authenticate(t, a, key.key_ref, 0x85, peer)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_flags_follow_the_counter() {
+        assert_eq!(pin_flags(Some(PinStatus::Tries(3)), 3), 0);
+        assert_eq!(
+            pin_flags(Some(PinStatus::Tries(2)), 3),
+            CKF_USER_PIN_COUNT_LOW
+        );
+        assert_eq!(
+            pin_flags(Some(PinStatus::Tries(1)), 3),
+            CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW
+        );
+        assert_eq!(pin_flags(Some(PinStatus::Blocked), 3), CKF_USER_PIN_LOCKED);
+        assert_eq!(pin_flags(Some(PinStatus::Verified), 3), 0);
+    }
+
+    #[test]
+    fn algorithms_from_keys() {
+        let p = PublicKey::Ec {
+            curve: Curve::P384,
+            point: vec![],
+        };
+        assert_eq!(piv_alg(&p).unwrap(), alg::P384);
+        let r = PublicKey::Rsa {
+            n: vec![0x80; 256],
+            e: vec![1, 0, 1],
+        };
+        assert_eq!(piv_alg(&r).unwrap(), alg::RSA2048);
+    }
+}
