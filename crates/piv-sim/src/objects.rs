@@ -7,8 +7,10 @@ use crate::tlv;
 pub const PIV_AID: [u8; 11] = [
     0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00,
 ];
-/// The shortest AID prefix SELECT accepts (without the version bytes `01 00`).
-pub const PIV_AID_MIN: usize = 9;
+/// The shortest AID prefix SELECT accepts: the 5-byte RID `A0 00 00 03 08`, which is what
+/// yubico-piv-tool sends (ISO/IEC 7816-4 §8.2.2.2 selection by a truncated DF name). OpenSC
+/// sends the 9-byte form without the version; others send all 11 bytes.
+pub const PIV_AID_MIN: usize = 5;
 
 /// Card Capability Container.
 pub const TAG_CCC: u32 = 0x5FC107;

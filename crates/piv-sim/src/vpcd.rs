@@ -75,6 +75,7 @@ pub fn serve(card: &mut Card, opts: &Options, stop: &AtomicBool) -> Result<(), V
     let addr = format!("{}:{}", opts.host, opts.port);
     let mut exchange = Exchange::new();
     let mut waiting_logged = false;
+    write_count(opts, 0);
     while !stop.load(Ordering::SeqCst) {
         let stream = match TcpStream::connect(&addr) {
             Ok(s) => s,
@@ -152,11 +153,7 @@ fn serve_connection(
                     ),
                     None => eprintln!("piv-sim: #{n} malformed APDU -> {sw:02X?}"),
                 }
-                if let Some(path) = &opts.count_file {
-                    if let Err(e) = write_atomic(path, format!("{n}\n").as_bytes(), 0o644) {
-                        eprintln!("piv-sim: cannot write {}: {e}", path.display());
-                    }
-                }
+                write_count(opts, n);
                 zeroize::Zeroize::zeroize(&mut msg);
                 Some(resp)
             }
@@ -173,6 +170,26 @@ fn serve_connection(
     }
 }
 
+/// Rewrites the APDU count file, if there is one.
+fn write_count(opts: &Options, n: u64) {
+    if let Some(path) = &opts.count_file {
+        if let Err(e) = write_atomic(path, format!("{n}\n").as_bytes(), 0o644) {
+            eprintln!("piv-sim: cannot write {}: {e}", path.display());
+        }
+    }
+}
+
+/// vpcd writes the 2-byte length and the APDU with two `send` calls and leaves Nagle's
+/// algorithm on, so its second write waits for our ACK of the first; with delayed ACKs that
+/// costs ~40 ms per APDU. Asking the kernel to ACK at once (re-armed after every read, since
+/// Linux may leave quick-ACK mode by itself) removes the stall.
+fn quick_ack(stream: &TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
+}
+
 /// Fills `buf`, waking up every [`POLL`] to look at `stop`.
 fn read_full(stream: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> io::Result<Filled> {
     let mut filled = 0;
@@ -180,7 +197,9 @@ fn read_full(stream: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> io::R
         if stop.load(Ordering::SeqCst) {
             return Ok(Filled::Stopped);
         }
-        match stream.read(&mut buf[filled..]) {
+        let read = stream.read(&mut buf[filled..]);
+        quick_ack(stream);
+        match read {
             Ok(0) => return Ok(Filled::Closed),
             Ok(n) => filled += n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}

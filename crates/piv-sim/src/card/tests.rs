@@ -110,7 +110,8 @@ fn select_answers_the_application_property_template() {
     assert_eq!(r[0], 0x61);
     assert!(r.windows(17).any(|w| w == b"dcred virtual PIV"));
     assert_eq!(h.send(0xA4, 4, 0, &select_piv()[..9], true).1, 0x9000);
-    assert_eq!(h.send(0xA4, 4, 0, &select_piv()[..5], true).1, 0x6A82);
+    assert_eq!(h.send(0xA4, 4, 0, &select_piv()[..5], true).1, 0x9000);
+    assert_eq!(h.send(0xA4, 4, 0, &select_piv()[..4], true).1, 0x6A82);
     assert_eq!(h.send(0xA4, 4, 0, &[1, 2, 3], true).1, 0x6A82);
     assert_eq!(h.send(0xA4, 0, 0, &[0x3F, 0], true).1, 0x6A82);
     assert_eq!(
