@@ -46,4 +46,4 @@ leaf 9e p256 digitalSignature
 leaf 82 rsa2048 keyEncipherment
 leaf 83 p384 keyAgreement
 chmod 0644 ./*.cert.pem
-echo "make-test-pki.sh: wrote $(ls | tr '\n' ' ')in $out"
+echo "make-test-pki.sh: wrote ca.{key,cert}.pem and {9a,9c,9d,9e,82,83}.{key,cert}.pem in $out"

@@ -76,6 +76,7 @@ pcsc_env_start() {
   cp /etc/reader.conf.d/vpcd "$PCSC_ENV_DIR/reader.conf.d/vpcd"
   : >"$PCSC_ENV_DIR/pcsc.pids"
   # unshare execs sh, which execs pcscd: $! is pcscd's PID.
+  # shellcheck disable=SC2016 # $1 is expanded by the inner sh
   unshare -n sh -c 'ip link set lo up && exec pcscd --foreground --apdu -c "$1"' sh \
     "$PCSC_ENV_DIR/reader.conf.d" >"$PCSC_ENV_DIR/pcscd.log" 2>&1 &
   PCSCD_PID=$!
@@ -135,10 +136,10 @@ _pcsc_any_alive() {
 
 # pcsc_env_stop: stop every card and pcscd started here (from the arrays and the pid file).
 pcsc_env_stop() {
-  local pids=() name pid
+  local pids=() pid
   for pid in "${PCSC_CARD_PIDS[@]}"; do [ -n "$pid" ] && pids+=("$pid"); done
   if [ -n "$PCSC_ENV_DIR" ] && [ -f "$PCSC_ENV_DIR/pcsc.pids" ]; then
-    while read -r name pid; do [ -n "$pid" ] && pids+=("$pid"); done <"$PCSC_ENV_DIR/pcsc.pids"
+    while read -r _ pid; do [ -n "$pid" ] && pids+=("$pid"); done <"$PCSC_ENV_DIR/pcsc.pids"
   fi
   [ -n "$PCSCD_PID" ] && pids+=("$PCSCD_PID")
   [ ${#pids[@]} -eq 0 ] && return 0

@@ -13,7 +13,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 GIVEN_PIV_SIM=${PIV_SIM:-}
-# shellcheck source=../../scripts/pcsc-env.sh
+# shellcheck source=scripts/pcsc-env.sh
 . "$ROOT/scripts/pcsc-env.sh"
 
 pass=0 fail=0
@@ -41,6 +41,7 @@ pcsc_env_install || { echo "FAIL installing packages"; echo "0 passed, 1 failed"
 
 W=$(mktemp -d /tmp/piv-sim-interop.XXXXXX)
 # The summary is printed last, on every exit path; any FAIL makes the exit status 1.
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
   pcsc_env_stop
   if [ "${KEEP:-0}" = 1 ] || [ "$fail" -ne 0 ]; then
@@ -59,7 +60,8 @@ fi
 export HOME=$W/home # OpenSC's file cache and config stay inside the test (after cargo/rustup)
 mkdir -p "$HOME"
 [ -x "$PIV_SIM" ] || { bad "piv-sim binary at $PIV_SIM"; exit 1; }
-MODULE=$(ls /usr/lib/*/opensc-pkcs11.so 2>/dev/null | head -1)
+MODULE=
+for m in /usr/lib/*/opensc-pkcs11.so; do [ -f "$m" ] && MODULE=$m && break; done
 [ -n "$MODULE" ] || { bad "opensc-pkcs11.so not found"; exit 1; }
 P11=(pkcs11-tool --module "$MODULE")
 YK=(yubico-piv-tool -r Virtual) # the vpcd readers are "Virtual PCD 00 00" / "00 01"
@@ -90,10 +92,10 @@ has "pkcs11-tool -L shows a PIV token" 'token manufacturer : piv_II' "${P11[@]}"
 objs=$("${P11[@]}" -O 2>&1)
 echo "$objs" >"$W/objects.txt"
 n=$(grep -c '^Certificate Object' <<<"$objs")
-[ "$n" = 6 ] && ok "pkcs11-tool -O lists 6 certificates" || bad "pkcs11-tool -O lists 6 certificates (got $n)"
+if [ "$n" = 6 ]; then ok "pkcs11-tool -O lists 6 certificates"; else bad "pkcs11-tool -O lists 6 certificates (got $n)"; fi
 missing=
 for s in 9a 9c 9d 9e 82 83; do grep -q "subject: *DN: CN=dcred test $s" <<<"$objs" || missing+=" $s"; done
-[ -z "$missing" ] && ok "certificate subjects for 9a 9c 9d 9e 82 83" || bad "certificate subjects missing:$missing"
+if [ -z "$missing" ]; then ok "certificate subjects for 9a 9c 9d 9e 82 83"; else bad "certificate subjects missing:$missing"; fi
 check "pkcs11-tool reads the 9a certificate byte for byte" \
   bash -c '"$@" --read-object --type cert --id 01 -o "'"$W"'/9a.read.der" && cmp "'"$W"'/9a.read.der" "'"$PKI"'/9a.cert.der"' _ "${P11[@]}"
 
@@ -118,7 +120,8 @@ check "9e ECDSA over a hash verifies with openssl" bash -c '
   openssl pkeyutl -verify -pubin -inkey "'"$PKI"'/9e.pub.pem" -in "'"$W"'/data.sha256" -sigfile "'"$W"'/sig.9e"' _ "${P11[@]}"
 echo "a key-management secret" >"$W/secret"
 for pair in "9d 03" "82 05"; do
-  set -- $pair
+  read -r slot id <<<"$pair"
+  set -- "$slot" "$id"
   openssl pkeyutl -encrypt -pubin -inkey "$PKI/$1.pub.pem" -in "$W/secret" -out "$W/ct.$1"
   check "$1 RSA-PKCS decryption of data openssl encrypted" bash -c '
     "$@" --login --pin '"$PIN"' --decrypt -m RSA-PKCS --id '"$2"' -i "'"$W"'/ct.'"$1"'" -o "'"$W"'/pt.'"$1"'" &&
@@ -155,10 +158,12 @@ has "yubico-piv-tool verify-pin + test-decipher -s 9d (RSA)" 'Successfully perfo
 # PUT DATA, and read back both by yubico-piv-tool and by OpenSC.
 check "yubico-piv-tool -a generate -s 9e -A ECCP256" \
   "${YK[@]}" -a generate -s 9e -A ECCP256 -o "$W/gen9e.pub.pem"
-openssl pkey -pubin -in "$W/gen9e.pub.pem" -outform der -out "$W/gen9e.pub.der" 2>>"$W/out.log"
-openssl req -new -key "$PKI/ca.key.pem" -subj "/CN=dcred generated 9e" -out "$W/gen9e.csr" 2>>"$W/out.log"
-openssl x509 -req -in "$W/gen9e.csr" -CA "$PKI/ca.cert.pem" -CAkey "$PKI/ca.key.pem" -set_serial 99 \
-  -days 30 -force_pubkey "$W/gen9e.pub.pem" -out "$W/gen9e.cert.pem" 2>>"$W/out.log"
+{
+  openssl pkey -pubin -in "$W/gen9e.pub.pem" -outform der -out "$W/gen9e.pub.der"
+  openssl req -new -key "$PKI/ca.key.pem" -subj "/CN=dcred generated 9e" -out "$W/gen9e.csr"
+  openssl x509 -req -in "$W/gen9e.csr" -CA "$PKI/ca.cert.pem" -CAkey "$PKI/ca.key.pem" -set_serial 99 \
+    -days 30 -force_pubkey "$W/gen9e.pub.pem" -out "$W/gen9e.cert.pem"
+} 2>>"$W/out.log"
 check "yubico-piv-tool -a import-certificate -s 9e" "${YK[@]}" -a import-certificate -s 9e -i "$W/gen9e.cert.pem"
 check "generated 9e public key read back from the card's certificate" bash -c '
   "$@" -a read-certificate -s 9e -o "'"$W"'/gen9e.read.pem" &&
@@ -169,7 +174,20 @@ check "OpenSC reads the generated 9e public key" bash -c '
   "$@" --read-object --type pubkey --id 04 -o "'"$W"'/gen9e.p11.der" &&
   openssl pkey -pubin -inform der -in "'"$W"'/gen9e.p11.der" -outform der | cmp - "'"$W"'/gen9e.pub.der"' _ "${P11[@]}"
 
+# RSA-2048 generation into an empty retired slot: the 270-byte answer comes back through
+# 61xx / GET RESPONSE; the new key then decrypts (certificate made as above).
+check "yubico-piv-tool -a generate -s 84 -A RSA2048" \
+  "${YK[@]}" -a generate -s 84 -A RSA2048 -o "$W/gen84.pub.pem"
+has "generated 84 public key is RSA-2048" 'Public-Key: \(2048 bit\)' \
+  openssl pkey -pubin -in "$W/gen84.pub.pem" -noout -text
+openssl x509 -req -in "$W/gen9e.csr" -CA "$PKI/ca.cert.pem" -CAkey "$PKI/ca.key.pem" -set_serial 100 \
+  -days 30 -force_pubkey "$W/gen84.pub.pem" -out "$W/gen84.cert.pem" 2>>"$W/out.log"
+check "yubico-piv-tool -a import-certificate -s 84" "${YK[@]}" -a import-certificate -s 84 -i "$W/gen84.cert.pem"
+has "generated 84 key decrypts (verify-pin + test-decipher)" 'Successfully performed RSA decryption' \
+  "${YK[@]}" -a verify-pin -P "$PIN" -a test-decipher -s 84 -i "$W/gen84.cert.pem"
+
 # --- PIN retry counter, blocking, unblocking, persistence ------------------------------------
+# shellcheck disable=SC2317 # invoked through has
 verify_status() { opensc-tool -r 0 -c default -s 00A4040009A00000030800001000 -s 0020008000 2>&1 | tail -1; }
 has "VERIFY status after reset: 63 C3" 'SW1=0x63, SW2=0xC3' verify_status
 has "wrong PIN 1 -> 2 tries left" '2 tries left' "${YK[@]}" -a verify-pin -P 000000
@@ -190,7 +208,7 @@ has "change-pin back" 'Successfully changed the pin code' "${YK[@]}" -a change-p
 
 pid=${PCSC_CARD_PIDS[0]}
 if pcsc_card_stop 0; then ok "card removal seen by pcscd"; else bad "card removal seen by pcscd"; fi
-grep -q 'piv-sim: stopped' "$W/card0.log" && ok "piv-sim exits cleanly on SIGTERM (pid $pid)" || bad "piv-sim SIGTERM exit"
+if grep -q 'piv-sim: stopped' "$W/card0.log"; then ok "piv-sim exits cleanly on SIGTERM (pid $pid)"; else bad "piv-sim SIGTERM exit"; fi
 if pcsc_card_start 0 "$W/card.json" "$W/count"; then ok "card re-inserted"; else bad "card re-inserted"; fi
 has "retry counter persisted across card restart: 63 C2" 'SW1=0x63, SW2=0xC2' verify_status
 has "PIN resets the counter" 'Successfully verified PIN' "${YK[@]}" -a verify-pin -P "$PIN"

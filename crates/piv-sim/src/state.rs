@@ -237,8 +237,13 @@ mod tests {
         // Only the state file is left behind.
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
 
-        fs::write(&path, r#"{"version": 2}"#).unwrap();
-        assert!(State::load(&path).is_err());
+        let v2 = fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"version\": 1", "\"version\": 2");
+        fs::write(&path, v2).unwrap();
+        assert!(matches!(State::load(&path), Err(StateError::Version(_, 2))));
+        fs::write(&path, "{").unwrap();
+        assert!(matches!(State::load(&path), Err(StateError::Json(..))));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

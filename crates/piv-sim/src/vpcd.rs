@@ -271,4 +271,36 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&count).unwrap(), "2\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// The card starts before vpcd listens, retries, reconnects after a drop, and stops
+    /// when asked.
+    #[test]
+    fn retries_and_reconnects_until_stopped() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let card_stop = std::sync::Arc::clone(&stop);
+        let opts = Options {
+            host: "127.0.0.1".into(),
+            port,
+            once: false,
+            count_file: None,
+        };
+        let card_thread = std::thread::spawn(move || {
+            let mut card = Card::new(crate::state::State::default(), None).unwrap();
+            serve(&mut card, &opts, &card_stop)
+        });
+        std::thread::sleep(Duration::from_millis(450));
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(&frame(&[4])).unwrap();
+            assert_eq!(read_frame(&mut s), atr());
+        }
+        stop.store(true, Ordering::SeqCst);
+        card_thread.join().unwrap().unwrap();
+    }
 }

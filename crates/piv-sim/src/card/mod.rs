@@ -33,6 +33,10 @@ const YUBICO_OTP_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01];
 /// `65 81` — memory failure (the state file could not be written).
 const SW_MEMORY_FAILURE: Sw = Sw(0x6581);
 
+/// Largest data object PUT DATA stores (a real card has a few KiB per object; this also
+/// keeps every answer within one vpcd frame).
+const MAX_OBJECT: usize = 16 * 1024;
+
 /// Why a card could not be built from its state.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -332,6 +336,9 @@ impl Card {
         };
         if !objects::is_object_tag(tag) {
             return Sw::NOT_FOUND.into();
+        }
+        if value.len() > MAX_OBJECT {
+            return Sw::NO_MEMORY.into();
         }
         let name = objects::tag_name(tag);
         if value.is_empty() {

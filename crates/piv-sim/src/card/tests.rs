@@ -147,6 +147,13 @@ fn get_and_put_data() {
     );
     let (r, sw) = get(&mut h, &[0x7E]);
     assert_eq!((r, sw), (tlv::encode(0x7E, &objects::discovery()), 0x9000));
+    // Too large for the card.
+    let mut huge = vec![0x5C, 3, 0x5F, 0xC1, 0x05];
+    tlv::push(&mut huge, 0x53, &vec![0; MAX_OBJECT + 1]);
+    let mut apdu = vec![0, 0xDB, 0x3F, 0xFF, 0];
+    apdu.extend((huge.len() as u16).to_be_bytes());
+    apdu.extend(&huge);
+    assert_eq!(h.ex.transmit(&apdu, &mut h.card).1, vec![0x6A, 0x84]);
     // An empty value deletes.
     assert_eq!(
         h.sw(0xDB, 0x3F, 0xFF, &[0x5C, 3, 0x5F, 0xC1, 0x05, 0x53, 0]),
