@@ -318,12 +318,19 @@ impl Module {
     }
 
     /// `C_Encrypt` (single part).
-    pub fn encrypt(&self, h: CK_SESSION_HANDLE, data: &[u8], out: OutSpec) -> Result<Out> {
+    ///
+    /// `data` is `None` for `C_EncryptFinal`: the input collected by
+    /// `C_EncryptUpdate` is used (RSA works on one block).
+    pub fn encrypt(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, out: OutSpec) -> Result<Out> {
         let (e, _) = self.session(h)?;
         let mut s = lock(&e.session);
         let op = s
             .op(OpKind::Encrypt)
             .ok_or(Error::OperationNotInitialized)?;
+        let data: Zeroizing<Vec<u8>> = match data {
+            Some(d) => Zeroizing::new(d.to_vec()),
+            None => op.data.clone(),
+        };
         let key = op.key.clone().ok_or(Error::OperationNotInitialized)?;
         let k = key_info(&key)?;
         let n = k.public.modulus_len();
@@ -336,14 +343,14 @@ impl Module {
             .end(OpKind::Encrypt)
             .ok_or(Error::OperationNotInitialized)?;
         let block = match &op.mech {
-            Mech::RsaPkcs => padding::pkcs1_type2(data, n)?,
-            Mech::RsaOaep { hash, mgf, label } => padding::oaep_pad(data, n, *hash, *mgf, label)?,
+            Mech::RsaPkcs => padding::pkcs1_type2(&data, n)?,
+            Mech::RsaOaep { hash, mgf, label } => padding::oaep_pad(&data, n, *hash, *mgf, label)?,
             Mech::RsaX509 => {
                 if data.len() > n {
                     return Err(Error::DataLenRange);
                 }
                 let mut b = vec![0u8; n - data.len()];
-                b.extend_from_slice(data);
+                b.extend_from_slice(&data);
                 b
             }
             _ => return Err(Error::OperationNotInitialized),
@@ -352,12 +359,19 @@ impl Module {
     }
 
     /// `C_Decrypt` (single part).
-    pub fn decrypt(&self, h: CK_SESSION_HANDLE, data: &[u8], out: OutSpec) -> Result<Out> {
+    ///
+    /// `data` is `None` for `C_DecryptFinal`: the input collected by
+    /// `C_DecryptUpdate` is used (RSA works on one block).
+    pub fn decrypt(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, out: OutSpec) -> Result<Out> {
         let (e, l) = self.session(h)?;
         let mut s = lock(&e.session);
         let op = s
             .op(OpKind::Decrypt)
             .ok_or(Error::OperationNotInitialized)?;
+        let data: Zeroizing<Vec<u8>> = match data {
+            Some(d) => Zeroizing::new(d.to_vec()),
+            None => op.data.clone(),
+        };
         let key = op.key.clone().ok_or(Error::OperationNotInitialized)?;
         let k = key_info(&key)?.clone();
         let n = k.public.modulus_len();
@@ -374,7 +388,7 @@ impl Module {
             let mech = op.mech.clone();
             // The card call happens with the session locked: one thread per
             // session is the PKCS#11 model, other sessions are unaffected.
-            let r = decrypt_block(&l, &k, &mech, data, pin.as_deref().map(|p| &p[..]));
+            let r = decrypt_block(&l, &k, &mech, &data, pin.as_deref().map(|p| &p[..]));
             match r {
                 Ok(pt) => {
                     if let Some(op) = s.op(OpKind::Decrypt) {

@@ -226,7 +226,7 @@ cryptoki_fn!(
         // SAFETY: per the spec.
         unsafe {
             deliver(pEncryptedData, pulEncryptedDataLen, |o| {
-                m.encrypt(hSession, data, o)
+                m.encrypt(hSession, Some(data), o)
             })
         }
     }
@@ -245,7 +245,7 @@ cryptoki_fn!(
         // SAFETY: per the spec.
         let data = unsafe { slice(pEncryptedData, ulEncryptedDataLen) }?;
         // SAFETY: per the spec.
-        unsafe { deliver(pData, pulDataLen, |o| m.decrypt(hSession, data, o)) }
+        unsafe { deliver(pData, pulDataLen, |o| m.decrypt(hSession, Some(data), o)) }
     }
 );
 
@@ -370,5 +370,64 @@ cryptoki_fn!(
         // SAFETY: per the spec.
         unsafe { slice(pSeed, ulSeedLen) }?;
         Err(Error::RandomSeedNotSupported)
+    }
+);
+
+macro_rules! accumulate_fn {
+    ($(#[$meta:meta])* $name:ident, $kind:expr) => {
+        cryptoki_fn!(
+            $(#[$meta])*
+            fn $name(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) {
+                let m = module()?;
+                // SAFETY: per the spec.
+                let data = unsafe { slice(pPart, ulPartLen) }?;
+                // SAFETY: per the spec.
+                let len = unsafe { out(pulOutLen) }?;
+                let _ = pOut;
+                m.update(hSession, $kind, data)?;
+                // RSA works on one block: the output comes at the final call.
+                *len = 0;
+                Ok(())
+            }
+        );
+    };
+}
+
+accumulate_fn!(
+    /// `C_EncryptUpdate` (§5.8.3): input is collected for `C_EncryptFinal`.
+    C_EncryptUpdate, OpKind::Encrypt
+);
+accumulate_fn!(
+    /// `C_DecryptUpdate` (§5.9.3): input is collected for `C_DecryptFinal`.
+    C_DecryptUpdate, OpKind::Decrypt
+);
+
+cryptoki_fn!(
+    /// `C_EncryptFinal` (§5.8.4).
+    fn C_EncryptFinal(
+        hSession: CK_SESSION_HANDLE,
+        pLastEncryptedPart: CK_BYTE_PTR,
+        pulLastEncryptedPartLen: CK_ULONG_PTR,
+    ) {
+        let m = module()?;
+        // SAFETY: per the spec.
+        unsafe {
+            deliver(pLastEncryptedPart, pulLastEncryptedPartLen, |o| {
+                m.encrypt(hSession, None, o)
+            })
+        }
+    }
+);
+
+cryptoki_fn!(
+    /// `C_DecryptFinal` (§5.9.4).
+    fn C_DecryptFinal(
+        hSession: CK_SESSION_HANDLE,
+        pLastPart: CK_BYTE_PTR,
+        pulLastPartLen: CK_ULONG_PTR,
+    ) {
+        let m = module()?;
+        // SAFETY: per the spec.
+        unsafe { deliver(pLastPart, pulLastPartLen, |o| m.decrypt(hSession, None, o)) }
     }
 );

@@ -1,8 +1,7 @@
 //! Functions the module offers no implementation for: each checks that the
 //! module is initialised and the session exists, then returns
 //! `CKR_FUNCTION_NOT_SUPPORTED` (PKCS#11 3.0 §5.1: every function in the
-//! list must be present). Single-part-only RSA mechanisms make the
-//! multi-part encrypt/decrypt calls unsupported too.
+//! list must be present).
 
 use std::ffi::c_void;
 
@@ -27,10 +26,6 @@ macro_rules! unsupported {
 }
 
 unsupported! {
-    C_EncryptUpdate(session: CK_SESSION_HANDLE, arg2: *mut CK_BYTE, arg3: CK_ULONG, arg4: *mut CK_BYTE, arg5: *mut CK_ULONG);
-    C_EncryptFinal(session: CK_SESSION_HANDLE, arg2: *mut CK_BYTE, arg3: *mut CK_ULONG);
-    C_DecryptUpdate(session: CK_SESSION_HANDLE, arg2: *mut CK_BYTE, arg3: CK_ULONG, arg4: *mut CK_BYTE, arg5: *mut CK_ULONG);
-    C_DecryptFinal(session: CK_SESSION_HANDLE, arg2: *mut CK_BYTE, arg3: *mut CK_ULONG);
     C_DigestKey(session: CK_SESSION_HANDLE, arg2: CK_OBJECT_HANDLE);
     C_SignRecoverInit(session: CK_SESSION_HANDLE, arg2: *mut CK_MECHANISM, arg3: CK_OBJECT_HANDLE);
     C_SignRecover(session: CK_SESSION_HANDLE, arg2: *mut CK_BYTE, arg3: CK_ULONG, arg4: *mut CK_BYTE, arg5: *mut CK_ULONG);
