@@ -106,6 +106,8 @@ pcsc_card_start() {
   [ -x "$PIV_SIM" ] || { echo "pcsc_card_start: $PIV_SIM is missing (cargo build -p piv-sim)" >&2; return 1; }
   local args=(run --state "$state" --port $((35963 + slot)))
   [ -n "$count" ] && args+=(--count-file "$count")
+  # shellcheck disable=SC2206 # extra piv-sim options, e.g. PCSC_CARD_EXTRA_ARGS="--stall-ins 87"
+  args+=(${PCSC_CARD_EXTRA_ARGS:-})
   # nsenter execs piv-sim after joining the namespace: $! is piv-sim's PID.
   nsenter -t "$PCSCD_PID" -n "$PIV_SIM" "${args[@]}" >>"$PCSC_ENV_DIR/card$slot.log" 2>&1 &
   PCSC_CARD_PIDS[slot]=$!

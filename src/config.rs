@@ -11,6 +11,9 @@
 //! readers = []
 //! # The card PIN's retry limit, to decide when to raise CKF_USER_PIN_COUNT_LOW.
 //! pin_retries_hint = 3
+//! # Longest a card transaction (a few APDUs) may take before the call fails
+//! # with CKR_DEVICE_ERROR, in milliseconds.
+//! card_timeout_ms = 15000
 //! ```
 
 use std::path::PathBuf;
@@ -25,6 +28,11 @@ pub struct Config {
     pub readers: Vec<String>,
     /// The card PIN's retry limit.
     pub pin_retries_hint: u8,
+    /// Card transaction timeout in milliseconds.
+    pub card_timeout_ms: u64,
+    /// The application forbade library threads (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`).
+    #[serde(skip)]
+    pub no_threads: bool,
 }
 
 impl Default for Config {
@@ -32,6 +40,8 @@ impl Default for Config {
         Config {
             readers: Vec::new(),
             pin_retries_hint: 3,
+            card_timeout_ms: 15_000,
+            no_threads: false,
         }
     }
 }
@@ -81,6 +91,7 @@ mod tests {
     fn defaults_and_overrides() {
         let c = Config::parse("").unwrap();
         assert_eq!(c.pin_retries_hint, 3);
+        assert_eq!(c.card_timeout_ms, 15_000);
         assert!(c.reader_allowed("anything"));
         let c = Config::parse("readers = [\"Virtual\"]\npin_retries_hint = 5").unwrap();
         assert!(c.reader_allowed("Virtual PCD 00 00"));

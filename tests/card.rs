@@ -282,7 +282,7 @@ fn concurrent_sessions_sign_in_parallel() {
     let keeper = login(&p);
     let threads: Vec<_> = (0..4)
         .map(|i| {
-            let p = p.clone();
+            let p = p.0.clone();
             std::thread::spawn(move || {
                 let s = p.open_ro_session(card_slot(&p)).unwrap();
                 let key = object(&s, ObjectClass::PRIVATE_KEY, 1);
@@ -350,7 +350,7 @@ fn card_removed_between_operations_and_reinserted() {
     assert_eq!(p.get_slot_event().unwrap(), None);
     // a blocking wait sees the insertion
     let waiter = {
-        let p = p.clone();
+        let p = p.0.clone();
         std::thread::spawn(move || p.wait_for_slot_event())
     };
     std::thread::sleep(Duration::from_millis(300));
@@ -376,12 +376,12 @@ fn finalize_ends_a_blocked_wait() {
     let p = init();
     while p.get_slot_event().unwrap().is_some() {}
     let waiter = {
-        let p = p.clone();
+        let p = p.0.clone();
         std::thread::spawn(move || p.wait_for_slot_event())
     };
     std::thread::sleep(Duration::from_millis(500));
     let start = Instant::now();
-    p.finalize().unwrap();
+    p.0.clone().finalize().unwrap();
     let r = waiter.join().unwrap();
     assert_eq!(rv(r.unwrap_err()), RvError::CryptokiNotInitialized);
     assert!(

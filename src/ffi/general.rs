@@ -16,6 +16,7 @@ use crate::core::{Error, Module, Result};
 
 fn initialize(args: Option<&CK_C_INITIALIZE_ARGS>) -> Result<()> {
     crate::logging::init();
+    let mut config = crate::config::Config::load();
     if let Some(a) = args {
         if !a.pReserved.is_null() {
             return Err(Error::ArgumentsBad("pReserved must be NULL"));
@@ -32,7 +33,8 @@ fn initialize(args: Option<&CK_C_INITIALIZE_ARGS>) -> Result<()> {
         // With or without CKF_OS_LOCKING_OK we lock with the OS primitives;
         // application callbacks, when given, are not needed (documented).
         if a.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS != 0 {
-            log::debug!("application forbids library threads: none are created");
+            log::info!("application forbids library threads: card calls run without a timeout");
+            config.no_threads = true;
         }
     }
     let mut g = STATE
@@ -48,7 +50,7 @@ fn initialize(args: Option<&CK_C_INITIALIZE_ARGS>) -> Result<()> {
             std::mem::forget(old);
         }
     }
-    let config = Arc::new(crate::config::Config::load());
+    let config = Arc::new(config);
     let pcsc = Box::new(crate::piv::reader::PcscProvider::new(config));
     *g = Some(Arc::new(Module::new(vec![pcsc])));
     log::info!("initialised (dcred {})", env!("CARGO_PKG_VERSION"));

@@ -83,6 +83,101 @@ impl Connection {
     }
 }
 
+/// A job for the card thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Runs card transactions on a thread of its own, so that a card or reader
+/// that stops answering costs the caller at most `timeout` (PC/SC's
+/// `SCardTransmit` has no timeout of its own). After a timeout the card is
+/// reported wedged (`CKR_DEVICE_ERROR` at once) until the stuck transaction
+/// returns.
+pub struct CardWorker {
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    inline: Mutex<Option<Connection>>,
+    wedged: Arc<std::sync::atomic::AtomicBool>,
+    timeout: Duration,
+}
+
+impl CardWorker {
+    /// Start the worker for a connection. With `threads` false (the
+    /// application forbade library threads) transactions run on the caller's
+    /// thread, without a timeout.
+    pub fn new(conn: Connection, timeout: Duration, threads: bool) -> Self {
+        let wedged = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if !threads {
+            return CardWorker {
+                jobs: Mutex::new(None),
+                inline: Mutex::new(Some(conn)),
+                wedged,
+                timeout,
+            };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let flag = wedged.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dcred-card".into())
+            .spawn(move || {
+                let mut conn = conn;
+                for job in rx {
+                    job(&mut conn);
+                    flag.store(false, Ordering::SeqCst);
+                }
+            });
+        match spawned {
+            Ok(_) => CardWorker {
+                jobs: Mutex::new(Some(tx)),
+                inline: Mutex::new(None),
+                wedged,
+                timeout,
+            },
+            Err(e) => {
+                log::error!("cannot start the card thread ({e}); card calls have no timeout");
+                // The connection moved into the failed closure; the caller reconnects.
+                CardWorker {
+                    jobs: Mutex::new(None),
+                    inline: Mutex::new(None),
+                    wedged,
+                    timeout,
+                }
+            }
+        }
+    }
+
+    /// Run `f` on the card connection, within the timeout.
+    pub fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> std::result::Result<R, PivError> + Send + 'static,
+    ) -> std::result::Result<R, PivError> {
+        if let Some(conn) = lock(&self.inline).as_mut() {
+            return f(conn);
+        }
+        if self.wedged.load(Ordering::SeqCst) {
+            return Err(PivError::Timeout);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move |c| {
+            let _ = tx.send(f(c));
+        });
+        lock(&self.jobs)
+            .as_ref()
+            .ok_or(PivError::Removed)?
+            .send(job)
+            .map_err(|_| PivError::Removed)?;
+        match rx.recv_timeout(self.timeout) {
+            Ok(r) => r,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                self.wedged.store(true, Ordering::SeqCst);
+                log::error!(
+                    "card did not answer within {} ms; reporting a device error",
+                    self.timeout.as_millis()
+                );
+                Err(PivError::Timeout)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(PivError::Removed),
+        }
+    }
+}
+
 struct TxTransport<'a, 'b> {
     tx: &'a pcsc::Transaction<'b>,
 }

@@ -8,7 +8,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::card::{self, alg, CardData, KeySlot, PinStatus};
-use super::reader::Connection;
+use super::reader::{CardWorker, Connection};
 use super::transport::Transport;
 use super::PivError;
 use crate::core::object::KeyInfo;
@@ -18,7 +18,7 @@ use crate::crypto::{Curve, PublicKey};
 
 /// A PIV card in a reader.
 pub struct PivToken {
-    conn: Mutex<Connection>,
+    worker: CardWorker,
     data: CardData,
     certs: Vec<(KeySlot, CertInfo)>,
     pin: Mutex<Option<PinStatus>>,
@@ -74,10 +74,14 @@ impl PivToken {
         reader: CString,
         config: Arc<crate::config::Config>,
     ) -> Result<Self> {
-        let mut conn = Connection::connect(ctx, &reader)?;
-        let data = conn.with_transaction(|t, _| {
-            card::select(t)?;
-            card::read_card(t)
+        let conn = Connection::connect(ctx, &reader)?;
+        let timeout = std::time::Duration::from_millis(config.card_timeout_ms);
+        let worker = CardWorker::new(conn, timeout, !config.no_threads);
+        let data = worker.run(|c| {
+            c.with_transaction(|t, _| {
+                card::select(t)?;
+                card::read_card(t)
+            })
         })?;
         let certs = data
             .certs
@@ -91,7 +95,7 @@ impl PivToken {
             })
             .collect();
         Ok(PivToken {
-            conn: Mutex::new(conn),
+            worker,
             pin: Mutex::new(data.pin),
             data,
             certs,
@@ -100,23 +104,25 @@ impl PivToken {
     }
 
     /// Run card commands in one transaction after selecting the PIV application.
-    fn run<R>(
+    fn run<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut dyn Transport) -> std::result::Result<R, PivError>,
+        f: impl FnOnce(&mut dyn Transport) -> std::result::Result<R, PivError> + Send + 'static,
     ) -> Result<R> {
-        let mut conn = lock(&self.conn);
-        conn.with_transaction(|t, _reset| {
-            card::select(t)?;
-            f(t)
-        })
-        .map_err(|e| {
-            if let PivError::WrongPin { tries } = e {
-                *lock(&self.pin) = Some(PinStatus::Tries(tries));
-            } else if e == PivError::PinBlocked {
-                *lock(&self.pin) = Some(PinStatus::Blocked);
-            }
-            Error::from(e)
-        })
+        self.worker
+            .run(move |conn| {
+                conn.with_transaction(|t, _reset| {
+                    card::select(t)?;
+                    f(t)
+                })
+            })
+            .map_err(|e| {
+                if let PivError::WrongPin { tries } = e {
+                    *lock(&self.pin) = Some(PinStatus::Tries(tries));
+                } else if e == PivError::PinBlocked {
+                    *lock(&self.pin) = Some(PinStatus::Blocked);
+                }
+                Error::from(e)
+            })
     }
 
     fn check_pin_len(&self, pin: &[u8]) -> Result<()> {
@@ -130,21 +136,24 @@ impl PivToken {
         *lock(&self.pin) = Some(PinStatus::Verified);
     }
 
-    fn with_key_pin<R>(
+    fn with_key_pin<R: Send + 'static>(
         &self,
         context_pin: Option<&[u8]>,
-        f: impl FnOnce(&mut dyn Transport) -> std::result::Result<R, PivError>,
+        f: impl FnOnce(&mut dyn Transport) -> std::result::Result<R, PivError> + Send + 'static,
     ) -> Result<R> {
         if let Some(p) = context_pin {
             self.check_pin_len(p)?;
         }
-        let r = self.run(|t| {
+        let pin = context_pin.map(|p| Zeroizing::new(p.to_vec()));
+        let had_pin = pin.is_some();
+        let r = self.run(move |t| {
             // VERIFY and the key operation in one transaction, nothing between.
-            if let Some(p) = context_pin {
+            if let Some(p) = &pin {
                 card::verify(t, p)?;
             }
             f(t)
         });
+        let context_pin = had_pin.then_some(());
         if context_pin.is_some() && r.is_ok() {
             self.verified();
         }
@@ -291,7 +300,8 @@ impl Token for PivToken {
 
     fn login(&self, pin: &[u8]) -> Result<()> {
         self.check_pin_len(pin)?;
-        self.run(|t| card::verify(t, pin))?;
+        let pin = Zeroizing::new(pin.to_vec());
+        self.run(move |t| card::verify(t, &pin))?;
         self.verified();
         Ok(())
     }
@@ -303,14 +313,16 @@ impl Token for PivToken {
     fn set_pin(&self, old: &[u8], new: &[u8]) -> Result<()> {
         self.check_pin_len(old)?;
         self.check_pin_len(new)?;
-        self.run(|t| card::change_pin(t, old, new))?;
+        let (old, new) = (Zeroizing::new(old.to_vec()), Zeroizing::new(new.to_vec()));
+        self.run(move |t| card::change_pin(t, &old, &new))?;
         self.verified();
         Ok(())
     }
 
     fn check_context_pin(&self, _key: &KeyInfo, pin: &[u8]) -> Result<()> {
         self.check_pin_len(pin)?;
-        self.run(|t| card::verify(t, pin))?;
+        let pin = Zeroizing::new(pin.to_vec());
+        self.run(move |t| card::verify(t, &pin))?;
         self.verified();
         Ok(())
     }
@@ -322,8 +334,9 @@ impl Token for PivToken {
         context_pin: Option<&[u8]>,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let a = piv_alg(&key.public)?;
-        let out = self.with_key_pin(context_pin, |t| {
-            card::general_authenticate(t, a, key.key_ref, 0x81, block)
+        let (key_ref, block) = (key.key_ref, Zeroizing::new(block.to_vec()));
+        let out = self.with_key_pin(context_pin, move |t| {
+            card::general_authenticate(t, a, key_ref, 0x81, &block)
         })?;
         let k = key.public.modulus_len();
         if out.len() > k {
@@ -346,8 +359,9 @@ impl Token for PivToken {
             return Err(Error::KeyTypeInconsistent);
         };
         let a = piv_alg(&key.public)?;
-        let der = self.with_key_pin(context_pin, |t| {
-            card::general_authenticate(t, a, key.key_ref, 0x81, hash)
+        let (key_ref, hash) = (key.key_ref, hash.to_vec());
+        let der = self.with_key_pin(context_pin, move |t| {
+            card::general_authenticate(t, a, key_ref, 0x81, &hash)
         })?;
         ecdsa_der_to_raw(*curve, &der)
             .map_err(|_| Error::DeviceError("card returned a malformed ECDSA signature".into()))
@@ -355,8 +369,9 @@ impl Token for PivToken {
 
     fn ecdh(&self, key: &KeyInfo, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let a = piv_alg(&key.public)?;
-        self.with_key_pin(None, |t| {
-            card::general_authenticate(t, a, key.key_ref, 0x85, peer)
+        let (key_ref, peer) = (key.key_ref, peer.to_vec());
+        self.with_key_pin(None, move |t| {
+            card::general_authenticate(t, a, key_ref, 0x85, &peer)
         })
     }
 }

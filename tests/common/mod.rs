@@ -54,12 +54,30 @@ pub fn require_env() {
     );
 }
 
+/// The initialised module; `C_Finalize` is called when it goes out of scope
+/// (also when a test panics), so every test starts from a clean module.
+pub struct Ctx(pub Pkcs11);
+
+impl std::ops::Deref for Ctx {
+    type Target = Pkcs11;
+    fn deref(&self) -> &Pkcs11 {
+        &self.0
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        // Already finalised by the test itself is fine.
+        let _ = self.0.clone().finalize();
+    }
+}
+
 /// Load and initialise the module.
-pub fn init() -> Pkcs11 {
+pub fn init() -> Ctx {
     let p = Pkcs11::new(module_path()).expect("load module");
     p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .expect("C_Initialize");
-    p
+    Ctx(p)
 }
 
 /// The first slot with a token.

@@ -196,5 +196,22 @@ pkcs11-tool --module "$MODULE" -L 2>&1 | grep -A12 "card B" | grep -q "user PIN 
 grep -q CKR_PIN_LEN_RANGE "$W/last.log" && ok "5-digit PIN -> CKR_PIN_LEN_RANGE (no card try spent)" || bad "PIN length"
 sign "card A unaffected by card B's lock" SHA256-RSA-PKCS 01 "$W/data" "$W/a/9a.pub" -sha256
 
+# --- a card that stops answering: bounded by card_timeout_ms, other readers unaffected ----
+pcsc_card_stop 1 || bad "card B removal"
+cp "$W/cardA.json" "$W/cardC.json"
+PCSC_CARD_EXTRA_ARGS="--stall-ins 87" pcsc_card_start 1 "$W/cardC.json" "$W/count1" || exit 1
+printf 'card_timeout_ms = 2000\n' >"$W/dcred.toml"
+start=$(date +%s)
+DCRED_CONFIG="$W/dcred.toml" DCRED_LOG=error DCRED_LOG_FILE="$W/stall.log" \
+  pkcs11-tool --module "$MODULE" --slot 1 --login --pin 123456 --sign -m SHA256-RSA-PKCS --id 01 \
+  -i "$W/data" -o "$W/sig" >"$W/last.log" 2>&1
+took=$(($(date +%s) - start))
+grep -q CKR_DEVICE_ERROR "$W/last.log" && [ "$took" -le 10 ] &&
+  ok "card stalls on GENERAL AUTHENTICATE: CKR_DEVICE_ERROR after the 2 s timeout (${took} s)" ||
+  bad "stalled card: expected CKR_DEVICE_ERROR within 10 s, took ${took} s"
+grep -q "did not answer within 2000 ms" "$W/stall.log" && ok "stall reported in the log" || bad "stall log line"
+sign "card A in the other reader signs while reader 1 is stuck" SHA256-RSA-PKCS 01 "$W/data" "$W/a/9a.pub" -sha256
+pcsc_card_stop 1 || bad "stalled card removal"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

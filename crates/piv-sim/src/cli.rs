@@ -25,8 +25,10 @@ USAGE:
       3 retries, 3DES management key 010203040506070801020304050607080102030405060708.
 
   piv-sim run --state FILE [--host 127.0.0.1] [--port 35963] [--count-file F] [--once]
+              [--stall-ins HEX]
       Connects to vpcd (port 35963 + reader slot) and serves the card, retrying every
-      200 ms while vpcd is not up or after the connection drops. --once: connect once,
+      200 ms while vpcd is not up or after the connection drops. --stall-ins: never answer
+      APDUs with that INS (fault injection for timeout tests). --once: connect once,
       exit when the connection ends. --count-file: the number of APDUs answered, rewritten
       after each APDU. Logs each APDU header and status word to stderr. Exits on SIGTERM.
 ";
@@ -183,6 +185,7 @@ pub fn parse_run(
         port: 35963,
         once: false,
         count_file: None,
+        stall_ins: None,
     };
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -191,6 +194,12 @@ pub fn parse_run(
             "--host" => opts.host = value(&mut args, &flag)?,
             "--port" => opts.port = number(&value(&mut args, &flag)?, &flag)?,
             "--count-file" => opts.count_file = Some(PathBuf::from(value(&mut args, &flag)?)),
+            "--stall-ins" => {
+                let v = value(&mut args, &flag)?;
+                let ins = u8::from_str_radix(&v, 16)
+                    .map_err(|_| usage(format!("{flag} takes a hex byte, not {v}")))?;
+                opts.stall_ins = Some(ins);
+            }
             _ => return Err(usage(format!("unknown option {flag}"))),
         }
     }

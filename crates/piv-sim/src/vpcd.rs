@@ -40,6 +40,9 @@ pub struct Options {
     pub once: bool,
     /// File that receives the number of APDUs answered, rewritten after each APDU.
     pub count_file: Option<PathBuf>,
+    /// Fault injection for timeout tests: never answer an APDU with this INS
+    /// (the card hangs until stopped).
+    pub stall_ins: Option<u8>,
 }
 
 /// Why serving stopped with an error.
@@ -141,6 +144,13 @@ fn serve_connection(
             [other] => {
                 eprintln!("piv-sim: unknown vpcd control {other}");
                 None
+            }
+            apdu if opts.stall_ins.is_some() && apdu.get(1).copied() == opts.stall_ins => {
+                eprintln!("piv-sim: stalling on INS {:02X} (fault injection)", apdu[1]);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(POLL);
+                }
+                return Ok(());
             }
             apdu => {
                 let (header, resp) = exchange.transmit(apdu, card);
@@ -250,6 +260,7 @@ mod tests {
             port,
             once: true,
             count_file: Some(count.clone()),
+            stall_ins: None,
         };
         let card_thread = std::thread::spawn(move || {
             let mut card = Card::new(crate::state::State::default(), None).unwrap();
