@@ -299,6 +299,7 @@ mod tests {
             port,
             once: false,
             count_file: None,
+            stall_ins: None,
         };
         let card_thread = std::thread::spawn(move || {
             let mut card = Card::new(crate::state::State::default(), None).unwrap();
