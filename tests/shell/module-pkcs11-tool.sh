@@ -13,6 +13,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 . scripts/pcsc-env.sh
 pcsc_env_install || exit 1
+dpkg -s libnss3-tools >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnss3-tools >/dev/null || exit 1
 : "${MODULE:=$ROOT/target/debug/libdcred_pkcs11.so}"
 if [ -z "${NO_BUILD:-}" ]; then cargo build -q -p dcred-pkcs11 -p piv-sim || exit 1; fi
 
@@ -78,6 +79,18 @@ grep -A6 "label: *SIGN key" "$W/Ol.txt" | grep -q "always authenticate" &&
 echo "INFO APDUs: pkcs11-tool -O (new process, cold card cache) = $cold_O"
 
 check "pkcs11-tool --test" "${L[@]}" --test
+
+# --- NSS (Firefox, Thunderbird): certificates listed without a PIN prompt -----------------
+mkdir -p "$W/nss"
+certutil -N -d "sql:$W/nss" --empty-password >/dev/null 2>&1
+modutil -dbdir "sql:$W/nss" -add dcred -libfile "$MODULE" -force >"$W/last.log" 2>&1 &&
+  ok "NSS modutil loads the module" || bad "modutil -add"
+certutil -L -d "sql:$W/nss" -h all </dev/null >"$W/nss.txt" 2>&1
+[ "$(grep -c '^dcred test 9a:' "$W/nss.txt")" -ge 6 ] &&
+  ok "NSS certutil -L -h all lists the 6 card certificates without the PIN" || { cp "$W/nss.txt" "$W/last.log"; bad "NSS certificate listing"; }
+echo 123456 >"$W/pinfile"
+certutil -K -d "sql:$W/nss" -h "dcred test 9a" -f "$W/pinfile" </dev/null >"$W/nssk.txt" 2>&1
+[ "$(grep -c '<' "$W/nssk.txt")" -ge 6 ] && ok "NSS certutil -K with the PIN lists the private keys" || { cp "$W/nssk.txt" "$W/last.log"; bad "NSS key listing"; }
 
 # --- signatures ---------------------------------------------------------------------------
 head -c 1000 /dev/urandom >"$W/data"
