@@ -314,7 +314,7 @@ impl Module {
                     op.context_pin = Some(zeroize::Zeroizing::new(pin.to_vec()));
                 })
             }
-            CKU_SO => Err(Error::UserTypeInvalid),
+            // CKU_SO (card administration) is not offered through PKCS#11.
             _ => Err(Error::UserTypeInvalid),
         };
         if let Err(err) = &r {
@@ -447,7 +447,6 @@ impl Module {
             if dont_block {
                 return Err(Error::NoEvent);
             }
-            let mut changed = false;
             for (pi, p) in self.providers.iter().enumerate() {
                 let known: Vec<SlotStatus> = slots
                     .iter()
@@ -461,10 +460,10 @@ impl Module {
                         }
                     })
                     .collect();
-                // Short waits so a provider without events cannot starve others.
-                changed |= p.wait_change(&known, Duration::from_millis(500))?;
+                // Short waits so a provider without events cannot starve others;
+                // the loop rescans either way.
+                p.wait_change(&known, Duration::from_millis(500))?;
             }
-            let _ = changed;
         }
     }
 }

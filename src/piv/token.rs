@@ -153,8 +153,7 @@ impl PivToken {
             }
             f(t)
         });
-        let context_pin = had_pin.then_some(());
-        if context_pin.is_some() && r.is_ok() {
+        if had_pin && r.is_ok() {
             self.verified();
         }
         r
