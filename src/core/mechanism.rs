@@ -154,6 +154,16 @@ pub const MECHANISMS: &[(CK_MECHANISM_TYPE, CK_ULONG, CK_ULONG, CK_FLAGS)] = &[
     (CKM_ECDH1_DERIVE, EC.0, EC.1, CKF_HW | CKF_DERIVE | EC_FLAGS),
 ];
 
+/// The RSA-PSS mechanisms (they take `CK_RSA_PKCS_PSS_PARAMS`).
+pub const PSS_MECHANISMS: [CK_MECHANISM_TYPE; 6] = [
+    CKM_RSA_PKCS_PSS,
+    CKM_SHA1_RSA_PKCS_PSS,
+    CKM_SHA224_RSA_PKCS_PSS,
+    CKM_SHA256_RSA_PKCS_PSS,
+    CKM_SHA384_RSA_PKCS_PSS,
+    CKM_SHA512_RSA_PKCS_PSS,
+];
+
 /// Information for one mechanism.
 pub fn info(m: CK_MECHANISM_TYPE) -> Result<MechInfo> {
     MECHANISMS
@@ -207,12 +217,7 @@ impl Mech {
                 no_param(&p)?;
                 Mech::HashRsaPkcs(h.ok_or(Error::MechanismInvalid(m))?)
             }
-            CKM_RSA_PKCS_PSS
-            | CKM_SHA1_RSA_PKCS_PSS
-            | CKM_SHA224_RSA_PKCS_PSS
-            | CKM_SHA256_RSA_PKCS_PSS
-            | CKM_SHA384_RSA_PKCS_PSS
-            | CKM_SHA512_RSA_PKCS_PSS => {
+            t if PSS_MECHANISMS.contains(&t) => {
                 let MechParam::Pss {
                     hash,
                     mgf,

@@ -3,6 +3,7 @@
 use cryptoki_sys::*;
 
 use super::{cryptoki_fn, deliver, module, out, slice, template};
+use crate::core::mechanism::PSS_MECHANISMS;
 use crate::core::session::OpKind;
 use crate::core::{Error, Mech, MechParam, Result};
 
@@ -22,12 +23,7 @@ unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<Mech> {
         MechParam::None
     } else {
         match m.mechanism {
-            CKM_RSA_PKCS_PSS
-            | CKM_SHA1_RSA_PKCS_PSS
-            | CKM_SHA224_RSA_PKCS_PSS
-            | CKM_SHA256_RSA_PKCS_PSS
-            | CKM_SHA384_RSA_PKCS_PSS
-            | CKM_SHA512_RSA_PKCS_PSS => {
+            t if PSS_MECHANISMS.contains(&t) => {
                 if len != std::mem::size_of::<CK_RSA_PKCS_PSS_PARAMS>() {
                     return Err(Error::MechanismParamInvalid("CK_RSA_PKCS_PSS_PARAMS size"));
                 }
@@ -125,48 +121,94 @@ cryptoki_fn!(
     }
 );
 
-cryptoki_fn!(
+/// Single-part functions with an output buffer (two-call convention).
+macro_rules! single_fn {
+    ($(#[$meta:meta])* $name:ident, $method:ident) => {
+        cryptoki_fn!(
+            $(#[$meta])*
+            fn $name(hSession: CK_SESSION_HANDLE, pIn: CK_BYTE_PTR, ulInLen: CK_ULONG, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) {
+                let m = module()?;
+                // SAFETY: per the spec.
+                let data = unsafe { slice(pIn, ulInLen) }?;
+                // SAFETY: per the spec.
+                unsafe { deliver(pOut, pulOutLen, |o| m.$method(hSession, Some(data), o)) }
+            }
+        );
+    };
+}
+
+/// `*Update` functions that only absorb input.
+macro_rules! update_fn {
+    ($(#[$meta:meta])* $name:ident, $kind:expr) => {
+        cryptoki_fn!(
+            $(#[$meta])*
+            fn $name(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG) {
+                let m = module()?;
+                // SAFETY: per the spec.
+                let data = unsafe { slice(pPart, ulPartLen) }?;
+                m.update(hSession, $kind, data)
+            }
+        );
+    };
+}
+
+/// `*Final` functions with an output buffer.
+macro_rules! final_fn {
+    ($(#[$meta:meta])* $name:ident, $method:ident) => {
+        cryptoki_fn!(
+            $(#[$meta])*
+            fn $name(hSession: CK_SESSION_HANDLE, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) {
+                let m = module()?;
+                // SAFETY: per the spec.
+                unsafe { deliver(pOut, pulOutLen, |o| m.$method(hSession, None, o)) }
+            }
+        );
+    };
+}
+
+single_fn!(
     /// `C_Sign` (§5.13.2).
-    fn C_Sign(
-        hSession: CK_SESSION_HANDLE,
-        pData: CK_BYTE_PTR,
-        ulDataLen: CK_ULONG,
-        pSignature: CK_BYTE_PTR,
-        pulSignatureLen: CK_ULONG_PTR,
-    ) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        let data = unsafe { slice(pData, ulDataLen) }?;
-        // SAFETY: per the spec.
-        unsafe {
-            deliver(pSignature, pulSignatureLen, |o| {
-                m.sign(hSession, Some(data), o)
-            })
-        }
-    }
+    C_Sign, sign
 );
-
-cryptoki_fn!(
+single_fn!(
+    /// `C_Encrypt` (§5.8.2).
+    C_Encrypt, encrypt
+);
+single_fn!(
+    /// `C_Decrypt` (§5.9.2).
+    C_Decrypt, decrypt
+);
+single_fn!(
+    /// `C_Digest` (§5.12.2).
+    C_Digest, digest
+);
+update_fn!(
     /// `C_SignUpdate` (§5.13.3).
-    fn C_SignUpdate(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        let data = unsafe { slice(pPart, ulPartLen) }?;
-        m.update(hSession, OpKind::Sign, data)
-    }
+    C_SignUpdate, OpKind::Sign
 );
-
-cryptoki_fn!(
+update_fn!(
+    /// `C_VerifyUpdate` (§5.14.3).
+    C_VerifyUpdate, OpKind::Verify
+);
+update_fn!(
+    /// `C_DigestUpdate` (§5.12.3).
+    C_DigestUpdate, OpKind::Digest
+);
+final_fn!(
     /// `C_SignFinal` (§5.13.4).
-    fn C_SignFinal(
-        hSession: CK_SESSION_HANDLE,
-        pSignature: CK_BYTE_PTR,
-        pulSignatureLen: CK_ULONG_PTR,
-    ) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        unsafe { deliver(pSignature, pulSignatureLen, |o| m.sign(hSession, None, o)) }
-    }
+    C_SignFinal, sign
+);
+final_fn!(
+    /// `C_DigestFinal` (§5.12.5).
+    C_DigestFinal, digest
+);
+final_fn!(
+    /// `C_EncryptFinal` (§5.8.4).
+    C_EncryptFinal, encrypt
+);
+final_fn!(
+    /// `C_DecryptFinal` (§5.9.4).
+    C_DecryptFinal, decrypt
 );
 
 cryptoki_fn!(
@@ -188,16 +230,6 @@ cryptoki_fn!(
 );
 
 cryptoki_fn!(
-    /// `C_VerifyUpdate` (§5.14.3).
-    fn C_VerifyUpdate(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        let data = unsafe { slice(pPart, ulPartLen) }?;
-        m.update(hSession, OpKind::Verify, data)
-    }
-);
-
-cryptoki_fn!(
     /// `C_VerifyFinal` (§5.14.4).
     fn C_VerifyFinal(
         hSession: CK_SESSION_HANDLE,
@@ -208,84 +240,6 @@ cryptoki_fn!(
         // SAFETY: per the spec.
         let sig = unsafe { slice(pSignature, ulSignatureLen) }?;
         m.verify(hSession, None, sig)
-    }
-);
-
-cryptoki_fn!(
-    /// `C_Encrypt` (§5.8.2).
-    fn C_Encrypt(
-        hSession: CK_SESSION_HANDLE,
-        pData: CK_BYTE_PTR,
-        ulDataLen: CK_ULONG,
-        pEncryptedData: CK_BYTE_PTR,
-        pulEncryptedDataLen: CK_ULONG_PTR,
-    ) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        let data = unsafe { slice(pData, ulDataLen) }?;
-        // SAFETY: per the spec.
-        unsafe {
-            deliver(pEncryptedData, pulEncryptedDataLen, |o| {
-                m.encrypt(hSession, Some(data), o)
-            })
-        }
-    }
-);
-
-cryptoki_fn!(
-    /// `C_Decrypt` (§5.9.2).
-    fn C_Decrypt(
-        hSession: CK_SESSION_HANDLE,
-        pEncryptedData: CK_BYTE_PTR,
-        ulEncryptedDataLen: CK_ULONG,
-        pData: CK_BYTE_PTR,
-        pulDataLen: CK_ULONG_PTR,
-    ) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        let data = unsafe { slice(pEncryptedData, ulEncryptedDataLen) }?;
-        // SAFETY: per the spec.
-        unsafe { deliver(pData, pulDataLen, |o| m.decrypt(hSession, Some(data), o)) }
-    }
-);
-
-cryptoki_fn!(
-    /// `C_Digest` (§5.12.2).
-    fn C_Digest(
-        hSession: CK_SESSION_HANDLE,
-        pData: CK_BYTE_PTR,
-        ulDataLen: CK_ULONG,
-        pDigest: CK_BYTE_PTR,
-        pulDigestLen: CK_ULONG_PTR,
-    ) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        let data = unsafe { slice(pData, ulDataLen) }?;
-        // SAFETY: per the spec.
-        unsafe { deliver(pDigest, pulDigestLen, |o| m.digest(hSession, Some(data), o)) }
-    }
-);
-
-cryptoki_fn!(
-    /// `C_DigestUpdate` (§5.12.3).
-    fn C_DigestUpdate(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        let data = unsafe { slice(pPart, ulPartLen) }?;
-        m.update(hSession, OpKind::Digest, data)
-    }
-);
-
-cryptoki_fn!(
-    /// `C_DigestFinal` (§5.12.5).
-    fn C_DigestFinal(
-        hSession: CK_SESSION_HANDLE,
-        pDigest: CK_BYTE_PTR,
-        pulDigestLen: CK_ULONG_PTR,
-    ) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        unsafe { deliver(pDigest, pulDigestLen, |o| m.digest(hSession, None, o)) }
     }
 );
 
@@ -400,34 +354,4 @@ accumulate_fn!(
 accumulate_fn!(
     /// `C_DecryptUpdate` (§5.9.3): input is collected for `C_DecryptFinal`.
     C_DecryptUpdate, OpKind::Decrypt
-);
-
-cryptoki_fn!(
-    /// `C_EncryptFinal` (§5.8.4).
-    fn C_EncryptFinal(
-        hSession: CK_SESSION_HANDLE,
-        pLastEncryptedPart: CK_BYTE_PTR,
-        pulLastEncryptedPartLen: CK_ULONG_PTR,
-    ) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        unsafe {
-            deliver(pLastEncryptedPart, pulLastEncryptedPartLen, |o| {
-                m.encrypt(hSession, None, o)
-            })
-        }
-    }
-);
-
-cryptoki_fn!(
-    /// `C_DecryptFinal` (§5.9.4).
-    fn C_DecryptFinal(
-        hSession: CK_SESSION_HANDLE,
-        pLastPart: CK_BYTE_PTR,
-        pulLastPartLen: CK_ULONG_PTR,
-    ) {
-        let m = module()?;
-        // SAFETY: per the spec.
-        unsafe { deliver(pLastPart, pulLastPartLen, |o| m.decrypt(hSession, None, o)) }
-    }
 );
