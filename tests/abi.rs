@@ -11,10 +11,10 @@
 //!   reader and say so when there is none).
 //! - `card::*` is `#[ignore]`d: scripts/test.sh runs it with
 //!   `--include-ignored` against the provisioned virtual PIV card in reader 0.
-//! - `*::module_bug_*` tests are `#[ignore = "module bug: …"]`: they assert
-//!   what PKCS#11 3.0 requires where the module does something else, and fail
-//!   until it is fixed (`--skip module_bug_` leaves them out of an
-//!   `--include-ignored` run).
+//! - `*::regression_*` tests pin down departures from PKCS#11 3.0 this suite
+//!   found and the module fixed (session errors before argument errors,
+//!   argument errors ending operations, private handles dying at logout,
+//!   overflow-proof counts and salt lengths, bounded derived-key sizes).
 //!
 //! PKCS#11 state is per process and Rust runs tests on threads: every test
 //! holds [`LOCK`] and runs from `C_Initialize` to `C_Finalize`. All `unsafe`

@@ -41,6 +41,8 @@ pub enum Error {
     SessionParallelNotSupported,
     /// The token is read-only; a read-write session was requested.
     TokenWriteProtected,
+    /// The object may not be changed or destroyed (card objects).
+    ActionProhibited,
     /// The session is read-only.
     SessionReadOnly,
     /// Not an object handle visible to this session.
@@ -159,6 +161,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::SessionHandleInvalid => CKR_SESSION_HANDLE_INVALID,
         Error::SessionParallelNotSupported => CKR_SESSION_PARALLEL_NOT_SUPPORTED,
         Error::TokenWriteProtected => CKR_TOKEN_WRITE_PROTECTED,
+        Error::ActionProhibited => CKR_ACTION_PROHIBITED,
         Error::SessionReadOnly => CKR_SESSION_READ_ONLY,
         Error::ObjectHandleInvalid => CKR_OBJECT_HANDLE_INVALID,
         Error::KeyHandleInvalid => CKR_KEY_HANDLE_INVALID,
@@ -227,6 +230,7 @@ pub fn rv_name(rv: CK_RV) -> &'static str {
         CKR_SESSION_HANDLE_INVALID => "CKR_SESSION_HANDLE_INVALID",
         CKR_SESSION_PARALLEL_NOT_SUPPORTED => "CKR_SESSION_PARALLEL_NOT_SUPPORTED",
         CKR_TOKEN_WRITE_PROTECTED => "CKR_TOKEN_WRITE_PROTECTED",
+        CKR_ACTION_PROHIBITED => "CKR_ACTION_PROHIBITED",
         CKR_SESSION_READ_ONLY => "CKR_SESSION_READ_ONLY",
         CKR_OBJECT_HANDLE_INVALID => "CKR_OBJECT_HANDLE_INVALID",
         CKR_KEY_HANDLE_INVALID => "CKR_KEY_HANDLE_INVALID",

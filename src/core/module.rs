@@ -168,7 +168,7 @@ impl Module {
             .collect();
         let loaded = Arc::new(Loaded {
             token,
-            objects,
+            objects: Mutex::new(objects),
             logged_in: AtomicBool::new(false),
         });
         let mut st = lock(&slot.state);
@@ -231,6 +231,7 @@ impl Module {
             if !sessions.values().any(|e| e.slot.id == s.id) {
                 if let Some(l) = lock(&s.state).loaded.clone() {
                     if l.logged_in.swap(false, Ordering::SeqCst) {
+                        self.forget_private_handles(&l);
                         let _ = l.token.logout();
                     }
                 }
@@ -245,6 +246,7 @@ impl Module {
         lock(&self.removed).clear();
         if let Some(l) = lock(&slot.state).loaded.clone() {
             if l.logged_in.swap(false, Ordering::SeqCst) {
+                self.forget_private_handles(&l);
                 let _ = l.token.logout();
             }
         }
@@ -330,7 +332,26 @@ impl Module {
             return Err(Error::UserNotLoggedIn);
         }
         lock(&e.session).end_all();
+        self.forget_private_handles(&l);
         l.token.logout()
+    }
+
+    /// PKCS#11 3.0 §5.6.11: after a logout, handles to private objects stay
+    /// invalid even if the user logs in again. Private objects get new handles.
+    fn forget_private_handles(&self, l: &Loaded) {
+        for (h, o) in lock(&l.objects).iter_mut() {
+            if o.private {
+                *h = self.next_object.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// End an operation after an error reported by the FFI layer (for example
+    /// `CKR_ARGUMENTS_BAD`): such errors terminate the operation (PKCS#11 3.0 §5.8–5.14).
+    pub fn end_op(&self, h: CK_SESSION_HANDLE, kind: super::session::OpKind) {
+        if let Ok((e, _)) = self.session(h) {
+            lock(&e.session).end(kind);
+        }
     }
 
     /// `C_SetPIN`.
@@ -355,9 +376,10 @@ impl Module {
     pub fn object(&self, h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<Arc<Object>> {
         let (e, l) = self.session(h)?;
         let s = lock(&e.session);
+        let token_objects = lock(&l.objects);
         s.objects
             .iter()
-            .chain(l.objects.iter())
+            .chain(token_objects.iter())
             .find(|(h, o)| *h == oh && Self::visible(o, &l))
             .map(|(_, o)| o.clone())
             .ok_or(Error::ObjectHandleInvalid)
@@ -379,11 +401,17 @@ impl Module {
             s.objects.remove(i);
             return Ok(());
         }
-        if l.objects
+        if lock(&l.objects)
             .iter()
             .any(|(x, o)| *x == oh && Self::visible(o, &l))
         {
-            return Err(Error::TokenWriteProtected);
+            // Token objects: a read-only session may not touch them at all;
+            // in a read-write one, card objects still refuse to go.
+            return Err(if s.rw {
+                Error::ActionProhibited
+            } else {
+                Error::SessionReadOnly
+            });
         }
         Err(Error::ObjectHandleInvalid)
     }
@@ -399,8 +427,7 @@ impl Module {
         if s.find.is_some() {
             return Err(Error::OperationActive);
         }
-        let handles = l
-            .objects
+        let handles = lock(&l.objects)
             .iter()
             .chain(s.objects.iter())
             .filter(|(_, o)| Self::visible(o, &l) && o.matches(template))
@@ -415,7 +442,7 @@ impl Module {
         let (e, _) = self.session(h)?;
         let mut s = lock(&e.session);
         let f = s.find.as_mut().ok_or(Error::OperationNotInitialized)?;
-        let end = (f.pos + max).min(f.handles.len());
+        let end = f.pos.saturating_add(max).min(f.handles.len());
         let out = f.handles[f.pos..end].to_vec();
         f.pos = end;
         Ok(out)

@@ -571,6 +571,9 @@ fn normalise_point(curve: crate::crypto::Curve, p: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
+/// Largest secret key a derivation or unwrap may produce (bytes).
+const MAX_SECRET_LEN: usize = 1024;
+
 /// What a template asks of a new secret key.
 struct SecretSpec {
     key_type: CK_KEY_TYPE,
@@ -645,6 +648,9 @@ impl SecretSpec {
         }
         if spec.len == 0 {
             return Err(Error::TemplateIncomplete);
+        }
+        if spec.len > MAX_SECRET_LEN {
+            return Err(Error::AttributeValueInvalid);
         }
         Ok(spec)
     }

@@ -49,8 +49,8 @@ pub trait SlotProvider: Send + Sync {
 pub struct Loaded {
     /// The token.
     pub token: Arc<dyn Token>,
-    /// Token objects with their handles.
-    pub objects: Vec<(CK_OBJECT_HANDLE, Arc<Object>)>,
+    /// Token objects with their handles (private ones are renumbered at logout).
+    pub objects: Mutex<Vec<(CK_OBJECT_HANDLE, Arc<Object>)>>,
     /// The user is logged in (PKCS#11 login state is per token per application).
     pub logged_in: AtomicBool,
 }

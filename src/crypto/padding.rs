@@ -178,9 +178,13 @@ pub fn pss_encode(
     if mhash.len() != hlen {
         return Err(CryptoError::DataLen);
     }
-    let em_bits = mod_bits - 1;
+    let em_bits = mod_bits.saturating_sub(1);
     let em_len = em_bits.div_ceil(8);
-    if em_len < hlen + salt_len + 2 {
+    if hlen
+        .checked_add(salt_len)
+        .and_then(|x| x.checked_add(2))
+        .is_none_or(|need| em_len < need)
+    {
         return Err(CryptoError::DataLen);
     }
     let mut salt = vec![0u8; salt_len];
@@ -214,10 +218,11 @@ pub fn pss_verify(
     salt_len: usize,
 ) -> Result<(), CryptoError> {
     let hlen = hash.output_len();
-    let em_bits = mod_bits - 1;
+    let em_bits = mod_bits.saturating_sub(1);
     let em_len = em_bits.div_ceil(8);
     let bad = Err(CryptoError::BadSignature);
-    if mhash.len() != hlen || block.len() < em_len || em_len < hlen + salt_len + 2 {
+    let need = hlen.checked_add(salt_len).and_then(|x| x.checked_add(2));
+    if mhash.len() != hlen || block.len() < em_len || need.is_none_or(|n| em_len < n) {
         return bad;
     }
     let (lead, em) = block.split_at(block.len() - em_len);

@@ -123,18 +123,37 @@ cryptoki_fn!(
 
 /// Single-part functions with an output buffer (two-call convention).
 macro_rules! single_fn {
-    ($(#[$meta:meta])* $name:ident, $method:ident) => {
+    ($(#[$meta:meta])* $name:ident, $method:ident, $kind:expr) => {
         cryptoki_fn!(
             $(#[$meta])*
             fn $name(hSession: CK_SESSION_HANDLE, pIn: CK_BYTE_PTR, ulInLen: CK_ULONG, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) {
                 let m = module()?;
-                // SAFETY: per the spec.
-                let data = unsafe { slice(pIn, ulInLen) }?;
-                // SAFETY: per the spec.
-                unsafe { deliver(pOut, pulOutLen, |o| m.$method(hSession, Some(data), o)) }
+                m.session(hSession)?;
+                ending_op(&m, hSession, $kind, || {
+                    // SAFETY: per the spec.
+                    let data = unsafe { slice(pIn, ulInLen) }?;
+                    // SAFETY: per the spec.
+                    unsafe { deliver(pOut, pulOutLen, |o| m.$method(hSession, Some(data), o)) }
+                })
             }
         );
     };
+}
+
+/// Run the argument-reading part of an operation call: a bad argument ends
+/// the operation, as every error other than a length query or
+/// `CKR_BUFFER_TOO_SMALL` does (PKCS#11 3.0 §5.8–5.14).
+fn ending_op(
+    m: &crate::core::Module,
+    h: CK_SESSION_HANDLE,
+    kind: OpKind,
+    f: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let r = f();
+    if matches!(r, Err(Error::ArgumentsBad(_))) {
+        m.end_op(h, kind);
+    }
+    r
 }
 
 /// `*Update` functions that only absorb input.
@@ -144,9 +163,12 @@ macro_rules! update_fn {
             $(#[$meta])*
             fn $name(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG) {
                 let m = module()?;
-                // SAFETY: per the spec.
-                let data = unsafe { slice(pPart, ulPartLen) }?;
-                m.update(hSession, $kind, data)
+                m.session(hSession)?;
+                ending_op(&m, hSession, $kind, || {
+                    // SAFETY: per the spec.
+                    let data = unsafe { slice(pPart, ulPartLen) }?;
+                    m.update(hSession, $kind, data)
+                })
             }
         );
     };
@@ -154,13 +176,16 @@ macro_rules! update_fn {
 
 /// `*Final` functions with an output buffer.
 macro_rules! final_fn {
-    ($(#[$meta:meta])* $name:ident, $method:ident) => {
+    ($(#[$meta:meta])* $name:ident, $method:ident, $kind:expr) => {
         cryptoki_fn!(
             $(#[$meta])*
             fn $name(hSession: CK_SESSION_HANDLE, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) {
                 let m = module()?;
-                // SAFETY: per the spec.
-                unsafe { deliver(pOut, pulOutLen, |o| m.$method(hSession, None, o)) }
+                m.session(hSession)?;
+                ending_op(&m, hSession, $kind, || {
+                    // SAFETY: per the spec.
+                    unsafe { deliver(pOut, pulOutLen, |o| m.$method(hSession, None, o)) }
+                })
             }
         );
     };
@@ -168,19 +193,19 @@ macro_rules! final_fn {
 
 single_fn!(
     /// `C_Sign` (§5.13.2).
-    C_Sign, sign
+    C_Sign, sign, OpKind::Sign
 );
 single_fn!(
     /// `C_Encrypt` (§5.8.2).
-    C_Encrypt, encrypt
+    C_Encrypt, encrypt, OpKind::Encrypt
 );
 single_fn!(
     /// `C_Decrypt` (§5.9.2).
-    C_Decrypt, decrypt
+    C_Decrypt, decrypt, OpKind::Decrypt
 );
 single_fn!(
     /// `C_Digest` (§5.12.2).
-    C_Digest, digest
+    C_Digest, digest, OpKind::Digest
 );
 update_fn!(
     /// `C_SignUpdate` (§5.13.3).
@@ -196,19 +221,19 @@ update_fn!(
 );
 final_fn!(
     /// `C_SignFinal` (§5.13.4).
-    C_SignFinal, sign
+    C_SignFinal, sign, OpKind::Sign
 );
 final_fn!(
     /// `C_DigestFinal` (§5.12.5).
-    C_DigestFinal, digest
+    C_DigestFinal, digest, OpKind::Digest
 );
 final_fn!(
     /// `C_EncryptFinal` (§5.8.4).
-    C_EncryptFinal, encrypt
+    C_EncryptFinal, encrypt, OpKind::Encrypt
 );
 final_fn!(
     /// `C_DecryptFinal` (§5.9.4).
-    C_DecryptFinal, decrypt
+    C_DecryptFinal, decrypt, OpKind::Decrypt
 );
 
 cryptoki_fn!(
@@ -221,11 +246,14 @@ cryptoki_fn!(
         ulSignatureLen: CK_ULONG,
     ) {
         let m = module()?;
-        // SAFETY: per the spec.
-        let data = unsafe { slice(pData, ulDataLen) }?;
-        // SAFETY: per the spec.
-        let sig = unsafe { slice(pSignature, ulSignatureLen) }?;
-        m.verify(hSession, Some(data), sig)
+        m.session(hSession)?;
+        ending_op(&m, hSession, OpKind::Verify, || {
+            // SAFETY: per the spec.
+            let data = unsafe { slice(pData, ulDataLen) }?;
+            // SAFETY: per the spec.
+            let sig = unsafe { slice(pSignature, ulSignatureLen) }?;
+            m.verify(hSession, Some(data), sig)
+        })
     }
 );
 
@@ -237,9 +265,12 @@ cryptoki_fn!(
         ulSignatureLen: CK_ULONG,
     ) {
         let m = module()?;
-        // SAFETY: per the spec.
-        let sig = unsafe { slice(pSignature, ulSignatureLen) }?;
-        m.verify(hSession, None, sig)
+        m.session(hSession)?;
+        ending_op(&m, hSession, OpKind::Verify, || {
+            // SAFETY: per the spec.
+            let sig = unsafe { slice(pSignature, ulSignatureLen) }?;
+            m.verify(hSession, None, sig)
+        })
     }
 );
 
@@ -302,7 +333,10 @@ cryptoki_fn!(
     ) {
         let m = module()?;
         m.session(hSession)?;
-        let len = usize::try_from(ulRandomLen).map_err(|_| Error::ArgumentsBad("length"))?;
+        let len = usize::try_from(ulRandomLen)
+            .ok()
+            .filter(|&n| n <= isize::MAX as usize)
+            .ok_or(Error::ArgumentsBad("length"))?;
         if RandomData.is_null() {
             return if len == 0 {
                 Ok(())
@@ -333,15 +367,18 @@ macro_rules! accumulate_fn {
             $(#[$meta])*
             fn $name(hSession: CK_SESSION_HANDLE, pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) {
                 let m = module()?;
-                // SAFETY: per the spec.
-                let data = unsafe { slice(pPart, ulPartLen) }?;
-                // SAFETY: per the spec.
-                let len = unsafe { out(pulOutLen) }?;
-                let _ = pOut;
-                m.update(hSession, $kind, data)?;
-                // RSA works on one block: the output comes at the final call.
-                *len = 0;
-                Ok(())
+                m.session(hSession)?;
+                ending_op(&m, hSession, $kind, || {
+                    // SAFETY: per the spec.
+                    let data = unsafe { slice(pPart, ulPartLen) }?;
+                    // SAFETY: per the spec.
+                    let len = unsafe { out(pulOutLen) }?;
+                    let _ = pOut;
+                    m.update(hSession, $kind, data)?;
+                    // RSA works on one block: the output comes at the final call.
+                    *len = 0;
+                    Ok(())
+                })
             }
         );
     };

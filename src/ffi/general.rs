@@ -30,8 +30,11 @@ fn initialize(args: Option<&CK_C_INITIALIZE_ARGS>) -> Result<()> {
         if given.iter().any(|&g| g) && !given.iter().all(|&g| g) {
             return Err(Error::ArgumentsBad("mutex callbacks must be all or none"));
         }
-        // With or without CKF_OS_LOCKING_OK we lock with the OS primitives;
-        // application callbacks, when given, are not needed (documented).
+        // PKCS#11 3.0 §5.4.1: callbacks without CKF_OS_LOCKING_OK must be used
+        // or refused. The module locks with OS primitives only.
+        if given.iter().all(|&g| g) && a.flags & CKF_OS_LOCKING_OK == 0 {
+            return Err(Error::CantLock);
+        }
         if a.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS != 0 {
             log::info!("application forbids library threads: card calls run without a timeout");
             config.no_threads = true;

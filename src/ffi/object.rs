@@ -50,9 +50,10 @@ cryptoki_fn!(
         pulSize: CK_ULONG_PTR,
     ) {
         let m = module()?;
+        let object = m.object(hSession, hObject)?;
         // SAFETY: per the spec.
         let size = unsafe { out(pulSize) }?;
-        *size = m.object(hSession, hObject)?.size() as CK_ULONG;
+        *size = object.size() as CK_ULONG;
         Ok(())
     }
 );
@@ -154,6 +155,7 @@ cryptoki_fn!(
         pulObjectCount: CK_ULONG_PTR,
     ) {
         let m = module()?;
+        m.session(hSession)?;
         // SAFETY: per the spec.
         let count = unsafe { out(pulObjectCount) }?;
         if phObject.is_null() {

@@ -42,9 +42,9 @@ cryptoki_fn!(
     /// `C_GetSessionInfo` (§5.6.4).
     fn C_GetSessionInfo(hSession: CK_SESSION_HANDLE, pInfo: CK_SESSION_INFO_PTR) {
         let m = module()?;
+        let (slot, state, flags) = m.session_info(hSession)?;
         // SAFETY: per the spec.
         let info = unsafe { out(pInfo) }?;
-        let (slot, state, flags) = m.session_info(hSession)?;
         info.slotID = slot;
         info.state = state;
         info.flags = flags;

@@ -158,6 +158,7 @@ cryptoki_fn!(
         ulNewLen: CK_ULONG,
     ) {
         let m = module()?;
+        m.session(hSession)?;
         // SAFETY: per the spec.
         let old = unsafe { slice(pOldPin, ulOldLen) }?;
         // SAFETY: per the spec.

@@ -104,7 +104,6 @@ fn initialize_arguments() {
     let good = [
         ("no callbacks, no flags", args([false; 4], 0, false)),
         ("OS locking", args([false; 4], CKF_OS_LOCKING_OK, false)),
-        ("four dummy callbacks", args([true; 4], 0, false)),
         (
             "four dummy callbacks, OS locking",
             args([true; 4], CKF_OS_LOCKING_OK, false),
@@ -119,6 +118,13 @@ fn initialize_arguments() {
             format!("C_Finalize after {what}"),
         );
     }
+    // PKCS#11 3.0 §5.4.1 case 3: callbacks without CKF_OS_LOCKING_OK must be
+    // used or refused; the module locks with OS primitives only, so it refuses.
+    expect(
+        m.initialize(args([true; 4], 0, false)),
+        CKR_CANT_LOCK,
+        "C_Initialize(four dummy callbacks, no OS locking)",
+    );
     // An application that forbids library threads: the module needs none
     // (CKR_NEED_TO_CREATE_THREADS would also be a conforming answer).
     let rv = m.initialize(args([false; 4], CKF_LIBRARY_CANT_CREATE_OS_THREADS, false));
@@ -601,7 +607,7 @@ fn invalid_session_handles() {
 
 /// Invalid session handle and NULL pointers: the process survives and the
 /// answer is one of the two applicable errors. (Which one PKCS#11 requires
-/// is [`module_bug_invalid_session_handle_takes_precedence_over_null_pointers`].)
+/// is [`regression_invalid_session_handle_takes_precedence_over_null_pointers`].)
 #[test]
 fn invalid_session_handles_with_null_pointers() {
     let fx = Fixture::initialized();
@@ -621,8 +627,7 @@ fn invalid_session_handles_with_null_pointers() {
 /// PKCS#11 3.0 §5.1.7: errors of §5.1.2 (CKR_SESSION_HANDLE_INVALID) take
 /// precedence over those of §5.1.6 (CKR_ARGUMENTS_BAD).
 #[test]
-#[ignore = "module bug: NULL output pointers are checked before the session handle (PKCS#11 3.0 §5.1.7)"]
-fn module_bug_invalid_session_handle_takes_precedence_over_null_pointers() {
+fn regression_invalid_session_handle_takes_precedence_over_null_pointers() {
     let fx = Fixture::initialized();
     let m = fx.m;
     let mut sweep = Sweep::default();
