@@ -88,6 +88,13 @@ impl DeviceKey {
     }
 }
 
+/// Check that bytes are a P-256 public point (SEC1).
+pub fn check_point(public: &[u8]) -> Result<(), KeyError> {
+    VerifyingKey::from_sec1_bytes(public)
+        .map(|_| ())
+        .map_err(|_| KeyError::BadPoint)
+}
+
 /// Verify a device signature (`r || s`) with a SEC1 public key.
 pub fn verify(public: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
     let vk = VerifyingKey::from_sec1_bytes(public).map_err(|_| KeyError::BadPoint)?;

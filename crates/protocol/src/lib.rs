@@ -11,6 +11,8 @@
 #![warn(missing_docs)]
 
 pub mod challenge;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod devicekey;
 pub mod frame;
 pub mod messages;

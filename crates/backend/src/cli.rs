@@ -1,0 +1,254 @@
+//! The `dcred-backend` command line.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::keys::Keys;
+use crate::service::{Policy, Service};
+use crate::store::{short_id, Store};
+use crate::{write_private, Error, Result};
+
+const USAGE: &str = "\
+dcred-backend: guards the key-wrapping keys of derived credentials.
+
+USAGE:
+  dcred-backend init  --data DIR [--name HOST]...
+      Creates DIR (mode 0700) with the database, the master and MAC keys, a TLS CA
+      and a server certificate for HOST names (default: localhost and 127.0.0.1).
+      Clients trust DIR/tls-ca.cert.pem. Never overwrites existing keys.
+  dcred-backend serve --data DIR [--listen 127.0.0.1:8443] [--lock-limit 10]
+  dcred-backend device list   --data DIR
+  dcred-backend device lock   --data DIR ID
+  dcred-backend device unlock --data DIR ID
+  dcred-backend device revoke --data DIR ID     (destroys the KWK: the credential is dead)
+  dcred-backend audit --data DIR
+IDs are the record ids `device list` prints (a unique prefix is enough).";
+
+/// File names in the data directory.
+pub const DB_FILE: &str = "db.sqlite";
+/// TLS CA certificate (the clients' trust anchor).
+pub const TLS_CA_CERT: &str = "tls-ca.cert.pem";
+/// TLS CA key (to issue certificates for more back-end nodes).
+pub const TLS_CA_KEY: &str = "tls-ca.key.pem";
+/// TLS server certificate.
+pub const TLS_CERT: &str = "tls.cert.pem";
+/// TLS private key.
+pub const TLS_KEY: &str = "tls.key.pem";
+
+/// Entry point; returns the exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    match run(args) {
+        Ok(()) => 0,
+        Err(Error::Usage(m)) if m.is_empty() => {
+            println!("{USAGE}");
+            0
+        }
+        Err(Error::Usage(m)) => {
+            eprintln!("dcred-backend: {m}\n\n{USAGE}");
+            2
+        }
+        Err(e) => {
+            eprintln!("dcred-backend: {e}");
+            1
+        }
+    }
+}
+
+struct Args {
+    data: Option<PathBuf>,
+    names: Vec<String>,
+    listen: String,
+    lock_limit: u32,
+    rest: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Args> {
+    let mut a = Args {
+        data: None,
+        names: Vec::new(),
+        listen: "127.0.0.1:8443".into(),
+        lock_limit: 10,
+        rest: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| Error::Usage(format!("{arg} needs a value")))
+        };
+        match arg.as_str() {
+            "--data" => a.data = Some(PathBuf::from(value()?)),
+            "--name" => a.names.push(value()?),
+            "--listen" => a.listen = value()?,
+            "--lock-limit" => {
+                a.lock_limit =
+                    value()?.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        Error::Usage("--lock-limit takes a positive number".into())
+                    })?
+            }
+            "-h" | "--help" => return Err(Error::Usage(String::new())),
+            s if s.starts_with("--") => return Err(Error::Usage(format!("unknown option {s}"))),
+            s => a.rest.push(s.to_string()),
+        }
+    }
+    Ok(a)
+}
+
+fn data(a: &Args) -> Result<&Path> {
+    a.data
+        .as_deref()
+        .ok_or_else(|| Error::Usage("--data DIR is required".into()))
+}
+
+fn run(args: Vec<String>) -> Result<()> {
+    let (cmd, rest) = args
+        .split_first()
+        .ok_or_else(|| Error::Usage(String::new()))?;
+    let a = parse(rest)?;
+    match cmd.as_str() {
+        "init" => init(data(&a)?, &a.names),
+        "serve" => serve(data(&a)?, &a.listen, a.lock_limit),
+        "device" => device(data(&a)?, &a.rest),
+        "audit" => audit(data(&a)?),
+        "-h" | "--help" | "help" => Err(Error::Usage(String::new())),
+        other => Err(Error::Usage(format!("unknown command {other}"))),
+    }
+}
+
+/// Create the data directory.
+pub fn init(dir: &Path, names: &[String]) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    Keys::create(dir)?;
+    let names = if names.is_empty() {
+        vec!["localhost".to_string(), "127.0.0.1".to_string()]
+    } else {
+        names.to_vec()
+    };
+    let tls = |e: rcgen::Error| Error::Tls(e.to_string());
+    let ca_key = rcgen::KeyPair::generate().map_err(tls)?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "dcred back-end TLS CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(tls)?;
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate().map_err(tls)?;
+    let mut params = rcgen::CertificateParams::new(names).map_err(tls)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "dcred back-end");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, &issuer).map_err(tls)?;
+    write_private(&dir.join(TLS_CA_KEY), ca_key.serialize_pem().as_bytes())?;
+    write_private(&dir.join(TLS_CA_CERT), ca_cert.pem().as_bytes())?;
+    write_private(&dir.join(TLS_KEY), key.serialize_pem().as_bytes())?;
+    write_private(&dir.join(TLS_CERT), cert.pem().as_bytes())?;
+    let store = Store::open(&dir.join(DB_FILE))?;
+    store.audit(None, "init", "")?;
+    eprintln!(
+        "dcred-backend: initialised {} (schema {}); clients trust {}",
+        dir.display(),
+        store.schema_version()?,
+        dir.join(TLS_CA_CERT).display()
+    );
+    Ok(())
+}
+
+/// Load the service from a data directory.
+pub fn service(dir: &Path, policy: Policy) -> Result<Service> {
+    Ok(Service::new(
+        Store::open(&dir.join(DB_FILE))?,
+        Keys::load(dir)?,
+        policy,
+    ))
+}
+
+/// Read the TLS identity.
+pub fn identity(dir: &Path) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
+    let cert = CertificateDer::from_pem_file(dir.join(TLS_CERT))
+        .map_err(|e| Error::Tls(format!("{}: {e}", TLS_CERT)))?;
+    let key = PrivateKeyDer::from_pem_file(dir.join(TLS_KEY))
+        .map_err(|e| Error::Tls(format!("{}: {e}", TLS_KEY)))?;
+    Ok((cert, key))
+}
+
+fn serve(dir: &Path, listen: &str, lock_limit: u32) -> Result<()> {
+    let addr = listen
+        .parse()
+        .map_err(|_| Error::Usage(format!("--listen {listen}: not an address:port")))?;
+    let svc = Arc::new(service(dir, Policy { lock_limit })?);
+    let (cert, key) = identity(dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let server = crate::server::Server::bind(addr, cert, key, svc).await?;
+        eprintln!("dcred-backend: listening on {}", server.local_addr()?);
+        server.run().await
+    })
+}
+
+fn device(dir: &Path, rest: &[String]) -> Result<()> {
+    let store = Store::open(&dir.join(DB_FILE))?;
+    let (op, ids) = rest
+        .split_first()
+        .ok_or_else(|| Error::Usage("device needs list, lock, unlock or revoke".into()))?;
+    if op == "list" {
+        println!("{:<16}  {:<8}  failures", "id", "state");
+        for r in store.list()? {
+            println!(
+                "{:<16}  {:<8}  {}",
+                short_id(&r.id),
+                r.state.as_str(),
+                r.failures
+            );
+        }
+        return Ok(());
+    }
+    let [printed] = ids else {
+        return Err(Error::Usage(format!("device {op} needs one record id")));
+    };
+    let id = store.resolve(printed)?;
+    let changed = match op.as_str() {
+        "lock" => store.lock(&id)?,
+        "unlock" => store.unlock(&id)?,
+        "revoke" => store.revoke(&id)?,
+        other => return Err(Error::Usage(format!("unknown device operation {other}"))),
+    };
+    store.audit(
+        Some(&id),
+        &format!("admin-{op}"),
+        if changed { "" } else { "no change" },
+    )?;
+    if !changed {
+        return Err(Error::Usage(format!(
+            "record {printed} is not in a state that allows {op}"
+        )));
+    }
+    eprintln!("dcred-backend: {op}: {}", short_id(&id));
+    Ok(())
+}
+
+fn audit(dir: &Path) -> Result<()> {
+    let store = Store::open(&dir.join(DB_FILE))?;
+    for (at, dev, event, detail) in store.audit_log()? {
+        println!(
+            "{at}  {:<16}  {event}  {detail}",
+            dev.unwrap_or_else(|| "-".into())
+        );
+    }
+    Ok(())
+}
