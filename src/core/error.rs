@@ -27,6 +27,8 @@ pub enum Error {
     SlotIdInvalid(CK_SLOT_ID),
     /// The slot has no token.
     TokenNotPresent,
+    /// A card is in the slot but it is not a token this module knows (no PIV application).
+    TokenNotRecognized,
     /// The token went away during the call or since the session was opened.
     DeviceRemoved,
     /// The card or reader failed (text: what failed, never data).
@@ -154,6 +156,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::CantLock => CKR_CANT_LOCK,
         Error::SlotIdInvalid(_) => CKR_SLOT_ID_INVALID,
         Error::TokenNotPresent => CKR_TOKEN_NOT_PRESENT,
+        Error::TokenNotRecognized => CKR_TOKEN_NOT_RECOGNIZED,
         Error::DeviceRemoved => CKR_DEVICE_REMOVED,
         Error::DeviceError(_) => CKR_DEVICE_ERROR,
         Error::FunctionFailed(_) => CKR_FUNCTION_FAILED,
@@ -223,6 +226,7 @@ pub fn rv_name(rv: CK_RV) -> &'static str {
         CKR_CANT_LOCK => "CKR_CANT_LOCK",
         CKR_SLOT_ID_INVALID => "CKR_SLOT_ID_INVALID",
         CKR_TOKEN_NOT_PRESENT => "CKR_TOKEN_NOT_PRESENT",
+        CKR_TOKEN_NOT_RECOGNIZED => "CKR_TOKEN_NOT_RECOGNIZED",
         CKR_DEVICE_REMOVED => "CKR_DEVICE_REMOVED",
         CKR_DEVICE_ERROR => "CKR_DEVICE_ERROR",
         CKR_FUNCTION_FAILED => "CKR_FUNCTION_FAILED",

@@ -120,7 +120,7 @@ impl Module {
     pub fn slot_list(&self, token_present: bool) -> Vec<CK_SLOT_ID> {
         lock(&self.slots)
             .iter()
-            .filter(|s| !token_present || lock(&s.state).present)
+            .filter(|s| !token_present || lock(&s.state).token_present())
             .map(|s| s.id)
             .collect()
     }
@@ -138,7 +138,7 @@ impl Module {
         let slot = self.slot(id)?;
         let p = &self.providers[slot.provider];
         let mut flags = 0;
-        if lock(&slot.state).present {
+        if lock(&slot.state).token_present() {
             flags |= CKF_TOKEN_PRESENT;
         }
         if p.removable() {
@@ -156,11 +156,19 @@ impl Module {
         if let Some(l) = self.current(slot)? {
             return Ok(l);
         }
-        let token = self.providers[slot.provider]
-            .open(&slot.name)
-            .inspect_err(|e| {
+        let token = match self.providers[slot.provider].open(&slot.name) {
+            Ok(t) => t,
+            Err(Error::TokenNotRecognized) => {
+                log::info!("slot {}: the card is not a PIV card; no token", slot.id);
+                let mut st = lock(&slot.state);
+                st.unrecognized = Some(st.events);
+                return Err(Error::TokenNotRecognized);
+            }
+            Err(e) => {
                 log::warn!("slot {}: cannot read the token: {e}", slot.id);
-            })?;
+                return Err(e);
+            }
+        };
         let objects = token
             .objects()
             .into_iter()
@@ -183,6 +191,9 @@ impl Module {
         let st = lock(&slot.state);
         if !st.present {
             return Err(Error::TokenNotPresent);
+        }
+        if !st.token_present() {
+            return Err(Error::TokenNotRecognized);
         }
         Ok(st.loaded.clone())
     }

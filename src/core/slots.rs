@@ -73,6 +73,16 @@ pub struct SlotState {
     pub loaded: Option<Arc<Loaded>>,
     /// State last reported by `C_WaitForSlotEvent`.
     pub reported: Option<(bool, u32)>,
+    /// The card inserted at this event count is not one of ours (no PIV
+    /// application): the slot shows no token until the next insertion.
+    pub unrecognized: Option<u32>,
+}
+
+impl SlotState {
+    /// A usable token is in the slot (as far as known without card I/O).
+    pub fn token_present(&self) -> bool {
+        self.present && self.unrecognized != Some(self.events)
+    }
 }
 
 /// One slot.
@@ -101,6 +111,7 @@ impl Slot {
                 events: status.events,
                 loaded: None,
                 reported: Some((status.present, status.events)),
+                unrecognized: None,
             }),
             load_lock: Mutex::new(()),
         }
@@ -121,5 +132,44 @@ impl Slot {
         } else {
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(present: bool, events: u32) -> SlotStatus {
+        SlotStatus {
+            name: "r".into(),
+            present,
+            events,
+        }
+    }
+
+    #[test]
+    fn an_unrecognized_card_hides_until_the_next_insertion() {
+        let slot = Slot::new(0, 0, &status(true, 1));
+        assert!(lock(&slot.state).token_present());
+        {
+            let mut st = lock(&slot.state);
+            st.unrecognized = Some(st.events);
+        }
+        assert!(!lock(&slot.state).token_present());
+        slot.apply(&status(false, 2));
+        slot.apply(&status(true, 3));
+        assert!(
+            lock(&slot.state).token_present(),
+            "a new card is tried again"
+        );
+    }
+
+    #[test]
+    fn removal_and_swap_drop_the_token() {
+        let slot = Slot::new(0, 0, &status(true, 1));
+        assert!(!slot.apply(&status(true, 1)), "no change");
+        assert!(slot.apply(&status(true, 3)), "swapped between two scans");
+        assert!(slot.apply(&status(false, 4)), "removed");
+        assert!(!slot.apply(&status(false, 4)));
     }
 }

@@ -74,9 +74,9 @@ impl From<PivError> for Error {
             PivError::SecurityStatusNotSatisfied => Error::UserNotLoggedIn,
             PivError::IncorrectData => Error::DataInvalid,
             PivError::NotFound => Error::KeyHandleInvalid,
+            PivError::NotPiv => Error::TokenNotRecognized,
             e @ (PivError::Pcsc(_)
             | PivError::Malformed(_)
-            | PivError::NotPiv
             | PivError::Status { .. }
             | PivError::Timeout) => Error::DeviceError(e.to_string()),
         }

@@ -226,5 +226,14 @@ grep -q "did not answer within 2000 ms" "$W/stall.log" && ok "stall reported in 
 sign "card A in the other reader signs while reader 1 is stuck" SHA256-RSA-PKCS 01 "$W/data" "$W/a/9a.pub" -sha256
 pcsc_card_stop 1 || bad "stalled card removal"
 
+# --- a card without the PIV application is no token ---------------------------------------
+PCSC_CARD_EXTRA_ARGS="--not-piv" pcsc_card_start 1 "$W/cardC.json" "$W/count1" || exit 1
+pkcs11-tool --module "$MODULE" --slot 1 -O >"$W/last.log" 2>&1
+grep -q CKR_TOKEN_NOT_RECOGNIZED "$W/last.log" && ok "non-PIV card -> CKR_TOKEN_NOT_RECOGNIZED" || bad "non-PIV card error"
+pkcs11-tool --module "$MODULE" -T >"$W/T.txt" 2>&1
+[ "$(grep -c 'token label' "$W/T.txt")" = 1 ] && ok "slots with a token: only the PIV card (after the non-PIV card was tried)" ||
+  { cp "$W/T.txt" "$W/last.log"; bad "non-PIV card listed as a token"; }
+pcsc_card_stop 1 || bad "non-PIV card removal"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

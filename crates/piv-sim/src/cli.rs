@@ -25,10 +25,11 @@ USAGE:
       3 retries, 3DES management key 010203040506070801020304050607080102030405060708.
 
   piv-sim run --state FILE [--host 127.0.0.1] [--port 35963] [--count-file F] [--once]
-              [--stall-ins HEX]
+              [--stall-ins HEX] [--not-piv]
       Connects to vpcd (port 35963 + reader slot) and serves the card, retrying every
       200 ms while vpcd is not up or after the connection drops. --stall-ins: never answer
-      APDUs with that INS (fault injection for timeout tests). --once: connect once,
+      APDUs with that INS (fault injection for timeout tests); --not-piv: answer every
+      SELECT with 6A82, like a card without the PIV application. --once: connect once,
       exit when the connection ends. --count-file: the number of APDUs answered, rewritten
       after each APDU. Logs each APDU header and status word to stderr. Exits on SIGTERM.
 ";
@@ -186,6 +187,7 @@ pub fn parse_run(
         once: false,
         count_file: None,
         stall_ins: None,
+        not_piv: false,
     };
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -194,6 +196,7 @@ pub fn parse_run(
             "--host" => opts.host = value(&mut args, &flag)?,
             "--port" => opts.port = number(&value(&mut args, &flag)?, &flag)?,
             "--count-file" => opts.count_file = Some(PathBuf::from(value(&mut args, &flag)?)),
+            "--not-piv" => opts.not_piv = true,
             "--stall-ins" => {
                 let v = value(&mut args, &flag)?;
                 let ins = u8::from_str_radix(&v, 16)

@@ -43,6 +43,9 @@ pub struct Options {
     /// Fault injection for timeout tests: never answer an APDU with this INS
     /// (the card hangs until stopped).
     pub stall_ins: Option<u8>,
+    /// Fault injection: behave as a card without the PIV application (every
+    /// SELECT by name is answered 6A 82).
+    pub not_piv: bool,
 }
 
 /// Why serving stopped with an error.
@@ -144,6 +147,10 @@ fn serve_connection(
             [other] => {
                 eprintln!("piv-sim: unknown vpcd control {other}");
                 None
+            }
+            apdu if opts.not_piv && apdu.get(1) == Some(&0xa4) && apdu.get(2) == Some(&0x04) => {
+                write_count(opts, exchange.count());
+                Some(vec![0x6a, 0x82])
             }
             apdu if opts.stall_ins.is_some() && apdu.get(1).copied() == opts.stall_ins => {
                 eprintln!("piv-sim: stalling on INS {:02X} (fault injection)", apdu[1]);
@@ -261,6 +268,7 @@ mod tests {
             once: true,
             count_file: Some(count.clone()),
             stall_ins: None,
+            not_piv: false,
         };
         let card_thread = std::thread::spawn(move || {
             let mut card = Card::new(crate::state::State::default(), None).unwrap();
@@ -300,6 +308,7 @@ mod tests {
             once: false,
             count_file: None,
             stall_ins: None,
+            not_piv: false,
         };
         let card_thread = std::thread::spawn(move || {
             let mut card = Card::new(crate::state::State::default(), None).unwrap();
