@@ -15,10 +15,16 @@ const USAGE: &str = "\
 dcred-backend: guards the key-wrapping keys of derived credentials.
 
 USAGE:
-  dcred-backend init  --data DIR [--name HOST]...
+  dcred-backend init  --data DIR [--name HOST]... [--piv-anchor CERT]...
       Creates DIR (mode 0700) with the database, the master and MAC keys, a TLS CA
       and a server certificate for HOST names (default: localhost and 127.0.0.1).
-      Clients trust DIR/tls-ca.cert.pem. Never overwrites existing keys.
+      Clients trust DIR/tls-ca.cert.pem. Also creates the CA that issues derived
+      certificates. Never overwrites existing keys.
+  dcred-backend piv-anchor add --data DIR CERT
+      Trust CERT (PEM or DER) as an issuer of PIV Authentication certificates.
+  dcred-backend escrow import --data DIR --user PIV_AUTH_CERT --cert KM_CERT --key KM_KEY [--retired]
+      Escrow a key-management key (PKCS#8 PEM) for the cardholder of PIV_AUTH_CERT;
+      it is delivered, with every retired one, at each enrollment.
   dcred-backend serve --data DIR [--listen 127.0.0.1:8443] [--lock-limit 10]
   dcred-backend device list   --data DIR
   dcred-backend device lock   --data DIR ID
@@ -60,6 +66,11 @@ pub fn main(args: Vec<String>) -> i32 {
 struct Args {
     data: Option<PathBuf>,
     names: Vec<String>,
+    anchors: Vec<PathBuf>,
+    user: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    retired: bool,
     listen: String,
     lock_limit: u32,
     rest: Vec<String>,
@@ -69,6 +80,11 @@ fn parse(args: &[String]) -> Result<Args> {
     let mut a = Args {
         data: None,
         names: Vec::new(),
+        anchors: Vec::new(),
+        user: None,
+        cert: None,
+        key: None,
+        retired: false,
         listen: "127.0.0.1:8443".into(),
         lock_limit: 10,
         rest: Vec::new(),
@@ -83,6 +99,11 @@ fn parse(args: &[String]) -> Result<Args> {
         match arg.as_str() {
             "--data" => a.data = Some(PathBuf::from(value()?)),
             "--name" => a.names.push(value()?),
+            "--piv-anchor" => a.anchors.push(PathBuf::from(value()?)),
+            "--user" => a.user = Some(PathBuf::from(value()?)),
+            "--cert" => a.cert = Some(PathBuf::from(value()?)),
+            "--key" => a.key = Some(PathBuf::from(value()?)),
+            "--retired" => a.retired = true,
             "--listen" => a.listen = value()?,
             "--lock-limit" => {
                 a.lock_limit =
@@ -110,7 +131,23 @@ fn run(args: Vec<String>) -> Result<()> {
         .ok_or_else(|| Error::Usage(String::new()))?;
     let a = parse(rest)?;
     match cmd.as_str() {
-        "init" => init(data(&a)?, &a.names),
+        "init" => {
+            init(data(&a)?, &a.names)?;
+            for f in &a.anchors {
+                let name = crate::enroll::add_anchor(data(&a)?, f)?;
+                eprintln!("dcred-backend: PIV trust anchor {name} added");
+            }
+            Ok(())
+        }
+        "piv-anchor" => match a.rest.as_slice() {
+            [op, file] if op == "add" => {
+                let name = crate::enroll::add_anchor(data(&a)?, Path::new(file))?;
+                eprintln!("dcred-backend: PIV trust anchor {name} added");
+                Ok(())
+            }
+            _ => Err(Error::Usage("piv-anchor add CERT".into())),
+        },
+        "escrow" => escrow(&a),
         "serve" => serve(data(&a)?, &a.listen, a.lock_limit),
         "device" => device(data(&a)?, &a.rest),
         "audit" => audit(data(&a)?),
@@ -156,6 +193,7 @@ pub fn init(dir: &Path, names: &[String]) -> Result<()> {
     write_private(&dir.join(TLS_CA_CERT), ca_cert.pem().as_bytes())?;
     write_private(&dir.join(TLS_KEY), key.serialize_pem().as_bytes())?;
     write_private(&dir.join(TLS_CERT), cert.pem().as_bytes())?;
+    crate::enroll::IssuingCa::create(dir)?;
     let store = Store::open(&dir.join(DB_FILE))?;
     store.audit(None, "init", "")?;
     eprintln!(
@@ -167,13 +205,53 @@ pub fn init(dir: &Path, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Load the service from a data directory.
+/// Load the service from a data directory (enrollment on when PIV trust
+/// anchors are configured).
 pub fn service(dir: &Path, policy: Policy) -> Result<Service> {
-    Ok(Service::new(
-        Store::open(&dir.join(DB_FILE))?,
-        Keys::load(dir)?,
-        policy,
-    ))
+    let svc = Service::new(Store::open(&dir.join(DB_FILE))?, Keys::load(dir)?, policy);
+    let anchors = crate::enroll::Anchors::load(&dir.join(crate::enroll::ANCHOR_DIR))?;
+    if !dir.join(crate::enroll::ANCHOR_DIR).exists() {
+        return Ok(svc);
+    }
+    Ok(svc.with_enrollment(crate::service::Enrollment {
+        anchors,
+        ca: crate::enroll::IssuingCa::load(dir)?,
+    }))
+}
+
+fn escrow(a: &Args) -> Result<()> {
+    if a.rest.first().map(String::as_str) != Some("import") {
+        return Err(Error::Usage(
+            "escrow import --user CERT --cert CERT --key KEY".into(),
+        ));
+    }
+    let need = |p: &Option<PathBuf>, what: &str| {
+        p.clone()
+            .ok_or_else(|| Error::Usage(format!("escrow import needs {what}")))
+    };
+    let read_cert = |p: PathBuf| -> Result<Vec<u8>> {
+        CertificateDer::from_pem_file(&p)
+            .map(|c| c.as_ref().to_vec())
+            .or_else(|_| std::fs::read(&p).map_err(Error::from))
+    };
+    let user = read_cert(need(&a.user, "--user")?)?;
+    let cert = read_cert(need(&a.cert, "--cert")?)?;
+    let key_path = need(&a.key, "--key")?;
+    let key = match PrivateKeyDer::from_pem_file(&key_path) {
+        Ok(PrivateKeyDer::Pkcs8(k)) => zeroize::Zeroizing::new(k.secret_pkcs8_der().to_vec()),
+        _ => {
+            return Err(Error::Usage(format!(
+                "{}: expected a PKCS#8 PEM private key (openssl genpkey writes one)",
+                key_path.display()
+            )))
+        }
+    };
+    service(data(a)?, Policy::default())?.escrow_import(&user, &cert, &key, !a.retired)?;
+    eprintln!(
+        "dcred-backend: escrowed ({})",
+        if a.retired { "retired" } else { "current" }
+    );
+    Ok(())
 }
 
 /// Read the TLS identity.

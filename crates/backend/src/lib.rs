@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod enroll;
 pub mod keys;
 pub mod server;
 pub mod service;

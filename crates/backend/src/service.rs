@@ -12,6 +12,7 @@ use dcred_protocol::devicekey;
 use dcred_protocol::messages::{Bytes, RequestBody, Response, ResponseBody};
 use sha2::{Digest, Sha256};
 
+use crate::enroll::{Anchors, IssuingCa, Rejected};
 use crate::keys::Keys;
 use crate::store::{short_id, State, Store};
 use crate::Result;
@@ -29,13 +30,29 @@ impl Default for Policy {
     }
 }
 
+/// What enrollment needs: PIV trust anchors and the issuing CA.
+pub struct Enrollment {
+    /// PIV trust anchors.
+    pub anchors: Anchors,
+    /// Issuing CA for derived certificates.
+    pub ca: IssuingCa,
+}
+
 /// The service: store, keys and policy.
-#[derive(Debug)]
 pub struct Service {
     /// Device records and audit log.
     pub store: Store,
     keys: Keys,
     policy: Policy,
+    enrollment: Option<Enrollment>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The record id for a handle: SHA-256 of it (the handle itself is never stored).
@@ -57,7 +74,43 @@ impl Service {
             store,
             keys,
             policy,
+            enrollment: None,
         }
+    }
+
+    /// Enable enrollment.
+    pub fn with_enrollment(mut self, enrollment: Enrollment) -> Service {
+        self.enrollment = Some(enrollment);
+        self
+    }
+
+    /// Escrow a key-management key (PKCS#8 DER) for the holder of a PIV certificate.
+    pub fn escrow_import(
+        &self,
+        user_cert: &[u8],
+        cert: &[u8],
+        pkcs8: &[u8],
+        current: bool,
+    ) -> Result<()> {
+        use der::{Decode, Encode};
+        let user = x509_cert::Certificate::from_der(user_cert)
+            .map_err(|e| crate::Error::Usage(format!("user certificate: {e}")))?;
+        let subject = user
+            .tbs_certificate()
+            .subject()
+            .to_der()
+            .map_err(|e| crate::Error::Usage(e.to_string()))?;
+        let user_id = Sha256::digest(&subject).to_vec();
+        x509_cert::Certificate::from_der(cert)
+            .map_err(|e| crate::Error::Usage(format!("escrowed certificate: {e}")))?;
+        let wrapped = self.keys.wrap_kwk(&Sha256::digest(cert), pkcs8)?;
+        self.store.escrow_add(&user_id, cert, &wrapped, current)?;
+        self.store.audit(
+            None,
+            "escrow-import",
+            if current { "current" } else { "retired" },
+        )?;
+        Ok(())
     }
 
     /// Register a device record directly (administrative enrollment and tests).
@@ -86,9 +139,7 @@ impl Service {
                 sig,
                 new_q,
             } => self.change_pin(handle, q, sig, new_q, challenge),
-            RequestBody::Enroll(_) => Ok(reply(ResponseBody::Error {
-                message: "enrollment is not offered by this back-end yet".into(),
-            })),
+            RequestBody::Enroll(req) => self.enroll(req, challenge),
         }
     }
 
@@ -209,6 +260,81 @@ impl Service {
         }
         self.store.audit(Some(&id), "change-pin", "")?;
         Ok(reply(ResponseBody::PinChanged))
+    }
+}
+
+impl Service {
+    fn enroll(
+        &self,
+        req: &dcred_protocol::messages::EnrollRequest,
+        challenge: &[u8],
+    ) -> Result<Response> {
+        use dcred_protocol::messages::{EnrollResponse, EscrowedKey};
+        let refuse = |m: String| -> Result<Response> {
+            self.store.audit(None, "enroll-refused", &m)?;
+            Ok(reply(ResponseBody::Error { message: m }))
+        };
+        let Some(en) = &self.enrollment else {
+            return refuse(
+                "enrollment is not configured on this back-end (no PIV trust anchor)".into(),
+            );
+        };
+        let piv = match en.anchors.validate(&req.piv_cert.0, now()) {
+            Ok(p) => p,
+            Err(Rejected(m)) => return refuse(m),
+        };
+        if let Err(Rejected(m)) = piv.verify_proof(req.piv_sig_alg, challenge, &req.piv_sig.0) {
+            return refuse(m);
+        }
+        if req.handle.0.len() != 32 || req.kwk.0.len() != 32 {
+            return refuse("handle and KWK must be 32 bytes".into());
+        }
+        if devicekey::check_point(&req.q.0).is_err() {
+            return refuse("Q is not a P-256 point".into());
+        }
+        let auth_cert = match en.ca.issue(&piv, &req.auth_spki.0, false) {
+            Ok(c) => c,
+            Err(Rejected(m)) => return refuse(m),
+        };
+        let sign_cert = match en.ca.issue(&piv, &req.sign_spki.0, true) {
+            Ok(c) => c,
+            Err(Rejected(m)) => return refuse(m),
+        };
+        let mut key_management = Vec::new();
+        for (cert, wrapped, current) in self.store.escrow_for(&piv.user_id)? {
+            let pkcs8 = self.keys.unwrap_kwk(&Sha256::digest(&cert), &wrapped)?;
+            key_management.push(EscrowedKey {
+                cert: Bytes(cert),
+                pkcs8: Bytes(pkcs8.to_vec()),
+                current,
+            });
+        }
+        let id = record_id(&req.handle.0);
+        let wrapped = self.keys.wrap_kwk(&id, &req.kwk.0)?;
+        if self
+            .store
+            .register(
+                &id,
+                &self.keys.mac_q(&req.q.0),
+                &wrapped,
+                Some(&piv.der),
+                Some(piv.not_after),
+            )
+            .is_err()
+        {
+            return refuse("that device handle is already registered".into());
+        }
+        self.store.audit(
+            Some(&id),
+            "enroll",
+            &format!("{} escrowed key(s) delivered", key_management.len()),
+        )?;
+        Ok(reply(ResponseBody::Enrolled(Box::new(EnrollResponse {
+            auth_cert: Bytes(auth_cert),
+            sign_cert: Bytes(sign_cert),
+            ca_cert: Bytes(en.ca.cert_der.clone()),
+            key_management,
+        }))))
     }
 }
 

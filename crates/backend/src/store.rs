@@ -38,6 +38,16 @@ const MIGRATIONS: &[&str] = &[
         event TEXT NOT NULL,
         detail TEXT
     );",
+    // 2: escrowed key-management keys, per user (SHA-256 of the PIV certificate's subject)
+    "CREATE TABLE escrow (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id BLOB NOT NULL,
+        cert BLOB NOT NULL,
+        key_wrapped BLOB NOT NULL,
+        current INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX escrow_user ON escrow (user_id);",
 ];
 
 /// State of a device record.
@@ -284,6 +294,40 @@ impl Store {
         }
     }
 
+    /// Escrow a key-management key for a user. A new current key retires the previous one.
+    pub fn escrow_add(
+        &self,
+        user_id: &[u8],
+        cert: &[u8],
+        key_wrapped: &[u8],
+        current: bool,
+    ) -> Result<()> {
+        let mut c = self.conn()?;
+        let tx = c.transaction()?;
+        if current {
+            tx.execute(
+                "UPDATE escrow SET current = 0 WHERE user_id = ?1",
+                params![user_id],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO escrow (user_id, cert, key_wrapped, current, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![user_id, cert, key_wrapped, current, now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A user's escrowed keys, current first, then retired ones newest first.
+    pub fn escrow_for(&self, user_id: &[u8]) -> Result<Vec<EscrowRow>> {
+        let c = self.conn()?;
+        let mut st = c.prepare(
+            "SELECT cert, key_wrapped, current FROM escrow WHERE user_id = ?1 ORDER BY current DESC, seq DESC",
+        )?;
+        let rows = st.query_map(params![user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.map(|r| r.map_err(Error::from)).collect()
+    }
+
     /// Append an audit event.
     pub fn audit(&self, device: Option<&[u8]>, event: &str, detail: &str) -> Result<()> {
         self.conn()?.execute(
@@ -302,6 +346,9 @@ impl Store {
         rows.map(|r| r.map_err(Error::from)).collect()
     }
 }
+
+/// An escrowed key: (certificate DER, wrapped PKCS#8, current).
+pub type EscrowRow = (Vec<u8>, Vec<u8>, bool);
 
 /// One audit event: (unix time, printed record id, event, detail).
 pub type AuditEvent = (i64, Option<String>, String, String);
@@ -332,9 +379,36 @@ mod tests {
     #[test]
     fn migrations_apply_once_and_reopen() {
         let (d, s) = store();
-        assert_eq!(s.schema_version().unwrap(), 1);
+        assert_eq!(s.schema_version().unwrap(), 2);
         let s2 = Store::open(&d.path().join("db.sqlite")).unwrap();
-        assert_eq!(s2.schema_version().unwrap(), 1);
+        assert_eq!(s2.schema_version().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_forward() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("db.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO devices (id, q_mac, kwk_wrapped, state, created, updated) VALUES (x'01', x'02', x'03', 'active', 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 2);
+        assert!(
+            s.get(&[1]).unwrap().is_some(),
+            "records survive the migration"
+        );
+        s.escrow_add(b"u", b"cert", b"key", true).unwrap();
+        s.escrow_add(b"u", b"cert2", b"key2", true).unwrap();
+        let e = s.escrow_for(b"u").unwrap();
+        assert_eq!((e[0].0.as_slice(), e[0].2), (&b"cert2"[..], true));
+        assert_eq!((e[1].0.as_slice(), e[1].2), (&b"cert"[..], false));
     }
 
     #[test]

@@ -2,51 +2,21 @@
 //! blocking client: activation, channel binding (relay), guessed handles,
 //! parallel wrong-PIN attempts, and trust-anchor checking.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::start;
+
 use dcred_backend::cli;
-use dcred_backend::service::{record_id, Policy, Service};
+use dcred_backend::service::record_id;
 use dcred_backend::store::State;
 use dcred_protocol::client::{Client, ClientError};
 use dcred_protocol::messages::{Bytes, RequestBody, ResponseBody};
 use dcred_protocol::DeviceKey;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-
-struct Backend {
-    _dir: tempfile::TempDir,
-    service: Arc<Service>,
-    client: Client,
-}
-
-fn start(lock_limit: u32) -> Backend {
-    let dir = tempfile::tempdir().unwrap();
-    cli::init(dir.path(), &["127.0.0.1".to_string()]).unwrap();
-    let service = Arc::new(cli::service(dir.path(), Policy { lock_limit }).unwrap());
-    let (cert, key) = cli::identity(dir.path()).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let svc = service.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let server =
-                dcred_backend::server::Server::bind("127.0.0.1:0".parse().unwrap(), cert, key, svc)
-                    .await
-                    .unwrap();
-            tx.send(server.local_addr().unwrap()).unwrap();
-            server.run().await.unwrap();
-        });
-    });
-    let addr = rx.recv().unwrap();
-    let ca = CertificateDer::from_pem_file(dir.path().join(cli::TLS_CA_CERT)).unwrap();
-    let client = Client::new(&addr.to_string(), ca.as_ref(), Duration::from_secs(5)).unwrap();
-    Backend {
-        _dir: dir,
-        service,
-        client,
-    }
-}
 
 fn activate(c: &Client, handle: &[u8], key: &DeviceKey) -> ResponseBody {
     c.call(|challenge| RequestBody::Activate {
@@ -232,7 +202,7 @@ fn admin_commands_lock_unlock_revoke_and_audit() {
         .take(4)
         .map(|x| format!("{x:02x}"))
         .collect();
-    let data = b._dir.path().to_str().unwrap().to_string();
+    let data = b.dir.path().to_str().unwrap().to_string();
     let run = |args: &[&str]| cli::main(args.iter().map(|s| s.to_string()).collect());
     assert_eq!(run(&["device", "lock", "--data", &data, &id]), 0);
     assert!(matches!(

@@ -1,0 +1,57 @@
+//! A back-end on loopback for the integration tests.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dcred_backend::cli;
+use dcred_backend::service::{Policy, Service};
+use dcred_protocol::client::Client;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+/// A running back-end and a client for it.
+pub struct Backend {
+    /// The data directory.
+    pub dir: tempfile::TempDir,
+    /// The service the server uses (for registering records directly).
+    pub service: Arc<Service>,
+    /// A client trusting the back-end's TLS CA.
+    pub client: Client,
+}
+
+/// Start a back-end; `setup` may prepare the data directory after `init`.
+pub fn start_with(lock_limit: u32, setup: impl FnOnce(&std::path::Path)) -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    cli::init(dir.path(), &["127.0.0.1".to_string()]).unwrap();
+    setup(dir.path());
+    let service = Arc::new(cli::service(dir.path(), Policy { lock_limit }).unwrap());
+    let (cert, key) = cli::identity(dir.path()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let svc = service.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let server =
+                dcred_backend::server::Server::bind("127.0.0.1:0".parse().unwrap(), cert, key, svc)
+                    .await
+                    .unwrap();
+            tx.send(server.local_addr().unwrap()).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    let addr = rx.recv().unwrap();
+    let ca = CertificateDer::from_pem_file(dir.path().join(cli::TLS_CA_CERT)).unwrap();
+    let client = Client::new(&addr.to_string(), ca.as_ref(), Duration::from_secs(5)).unwrap();
+    Backend {
+        dir,
+        service,
+        client,
+    }
+}
+
+/// Start a back-end without enrollment.
+pub fn start(lock_limit: u32) -> Backend {
+    start_with(lock_limit, |_| {})
+}

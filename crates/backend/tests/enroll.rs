@@ -1,0 +1,235 @@
+//! Enrollment over TLS: a PIV card's authentication key (here an rcgen key
+//! with a certificate from a test PIV CA) proves possession; the back-end
+//! issues derived certificates, delivers escrowed keys and registers the
+//! device, which then activates.
+
+mod common;
+
+use dcred_backend::enroll;
+use dcred_protocol::messages::{Bytes, EnrollRequest, PivSigAlg, RequestBody, ResponseBody};
+use dcred_protocol::DeviceKey;
+use der::{Decode, Encode};
+use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+struct Pki {
+    ca_key: KeyPair,
+    ca_params: CertificateParams,
+    ca_pem: String,
+}
+
+fn pki(name: &str) -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.distinguished_name.push(DnType::CommonName, name);
+    ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    Pki {
+        ca_key,
+        ca_params,
+        ca_pem,
+    }
+}
+
+fn leaf(pki: &Pki, cn: &str, key: &KeyPair, days: i64) -> Vec<u8> {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    let issuer = Issuer::new(pki.ca_params.clone(), &pki.ca_key);
+    p.signed_by(key, &issuer).unwrap().der().to_vec()
+}
+
+fn request(
+    piv_cert: &[u8],
+    card: &KeyPair,
+    challenge: &[u8],
+    handle: u8,
+    dev: &DeviceKey,
+) -> RequestBody {
+    use rcgen::{PublicKeyData, SigningKey};
+    let auth = KeyPair::generate().unwrap();
+    let sign = KeyPair::generate().unwrap();
+    RequestBody::Enroll(Box::new(EnrollRequest {
+        piv_cert: Bytes(piv_cert.to_vec()),
+        piv_sig: Bytes(card.sign(challenge).unwrap()),
+        piv_sig_alg: PivSigAlg::EcdsaSha256,
+        handle: Bytes(vec![handle; 32]),
+        q: Bytes(dev.public()),
+        kwk: Bytes(vec![0x33; 32]),
+        auth_spki: Bytes(auth.subject_public_key_info()),
+        sign_spki: Bytes(sign.subject_public_key_info()),
+    }))
+}
+
+#[test]
+fn enrollment_issues_certificates_delivers_escrow_and_activates() {
+    let piv = pki("Test PIV CA");
+    let card = KeyPair::generate().unwrap();
+    let piv_cert = leaf(&piv, "Jane Doe", &card, 365);
+    let km_current = KeyPair::generate().unwrap();
+    let km_retired = KeyPair::generate().unwrap();
+    let b = common::start_with(10, |dir| {
+        let f = dir.join("piv-ca.pem");
+        std::fs::write(&f, &piv.ca_pem).unwrap();
+        enroll::add_anchor(dir, &f).unwrap();
+    });
+    b.service
+        .escrow_import(
+            &piv_cert,
+            &leaf(&piv, "Jane Doe KM old", &km_retired, 365),
+            &km_retired.serialize_der(),
+            false,
+        )
+        .unwrap();
+    b.service
+        .escrow_import(
+            &piv_cert,
+            &leaf(&piv, "Jane Doe KM", &km_current, 365),
+            &km_current.serialize_der(),
+            true,
+        )
+        .unwrap();
+    let dev = DeviceKey::regenerate(b"24680135", b"salt", 10);
+    let r = b
+        .client
+        .call(|c| request(&piv_cert, &card, c, 1, &dev))
+        .unwrap();
+    let ResponseBody::Enrolled(e) = r.body else {
+        panic!("{:?}", r.body)
+    };
+    // the derived certificates chain to the issuing CA and carry the subject and policy
+    let ca = x509_cert::Certificate::from_der(&e.ca_cert.0).unwrap();
+    for (der, policy) in [
+        (&e.auth_cert.0, enroll::POLICY_DERIVED_PIV_AUTH),
+        (&e.sign_cert.0, enroll::POLICY_COMMON),
+    ] {
+        let c = x509_cert::Certificate::from_der(der).unwrap();
+        assert_eq!(c.tbs_certificate().issuer(), ca.tbs_certificate().subject());
+        let cn = c
+            .tbs_certificate()
+            .subject()
+            .common_name()
+            .unwrap()
+            .unwrap()
+            .value()
+            .into_owned();
+        assert_eq!(cn, "Jane Doe");
+        let exts = c.tbs_certificate().extensions().unwrap();
+        let pol = exts
+            .iter()
+            .find(|x| x.extn_id.to_string() == "2.5.29.32")
+            .expect("policies");
+        let policies =
+            x509_cert::ext::pkix::CertificatePolicies::from_der(pol.extn_value.as_bytes()).unwrap();
+        assert_eq!(policies.0[0].policy_identifier.to_string(), policy);
+        let tbs = c.tbs_certificate().to_der().unwrap();
+        let ca_key = ca
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, ca_key)
+            .verify(&tbs, c.signature().raw_bytes())
+            .expect("signed by the issuing CA");
+    }
+    // escrow: current first, then the retired one, with their private keys
+    assert_eq!(e.key_management.len(), 2);
+    assert!(e.key_management[0].current && !e.key_management[1].current);
+    assert_eq!(e.key_management[0].pkcs8.0, km_current.serialize_der());
+    assert_eq!(e.key_management[1].pkcs8.0, km_retired.serialize_der());
+    // the new record activates with the derived PIN
+    let r = b
+        .client
+        .call(|c| RequestBody::Activate {
+            handle: Bytes(vec![1; 32]),
+            q: Bytes(dev.public()),
+            sig: Bytes(dev.sign(c)),
+        })
+        .unwrap();
+    assert!(matches!(r.body, ResponseBody::Kwk { ref kwk } if kwk.0 == vec![0x33; 32]));
+    // the same handle cannot be enrolled twice
+    let r = b
+        .client
+        .call(|c| request(&piv_cert, &card, c, 1, &dev))
+        .unwrap();
+    assert!(
+        matches!(r.body, ResponseBody::Error { ref message } if message.contains("already registered"))
+    );
+}
+
+#[test]
+fn enrollment_refuses_foreign_expired_and_replayed_proofs() {
+    let piv = pki("Test PIV CA");
+    let rogue = pki("Rogue CA");
+    let card = KeyPair::generate().unwrap();
+    let good = leaf(&piv, "Jane Doe", &card, 365);
+    let foreign = leaf(&rogue, "Jane Doe", &card, 365);
+    let expired = leaf(&piv, "Jane Doe", &card, -1);
+    let b = common::start_with(10, |dir| {
+        let f = dir.join("piv-ca.pem");
+        std::fs::write(&f, &piv.ca_pem).unwrap();
+        enroll::add_anchor(dir, &f).unwrap();
+    });
+    let dev = DeviceKey::regenerate(b"24680135", b"salt", 10);
+    let message = |body: ResponseBody| match body {
+        ResponseBody::Error { message } => message,
+        other => panic!("{other:?}"),
+    };
+    let m = message(
+        b.client
+            .call(|c| request(&foreign, &card, c, 2, &dev))
+            .unwrap()
+            .body,
+    );
+    assert!(m.contains("trust anchor"), "{m}");
+    let m = message(
+        b.client
+            .call(|c| request(&expired, &card, c, 3, &dev))
+            .unwrap()
+            .body,
+    );
+    assert!(m.contains("validity"), "{m}");
+    // a proof made for another TLS session
+    let mut old = Vec::new();
+    let _ = b.client.call(|c| {
+        old = c.to_vec();
+        request(&good, &KeyPair::generate().unwrap(), c, 9, &dev)
+    });
+    let m = message(
+        b.client
+            .call(|_| request(&good, &card, &old, 4, &dev))
+            .unwrap()
+            .body,
+    );
+    assert!(m.contains("does not verify"), "{m}");
+    // nothing was registered by the refusals
+    assert!(b.service.store.list().unwrap().is_empty());
+    let events: Vec<String> = b
+        .service
+        .store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.2)
+        .collect();
+    assert!(
+        events.iter().filter(|e| *e == "enroll-refused").count() >= 4,
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_back_end_without_anchors_does_not_enroll() {
+    let b = common::start(10);
+    let piv = pki("Test PIV CA");
+    let card = KeyPair::generate().unwrap();
+    let cert = leaf(&piv, "Jane Doe", &card, 365);
+    let dev = DeviceKey::regenerate(b"24680135", b"salt", 10);
+    let r = b
+        .client
+        .call(|c| request(&cert, &card, c, 5, &dev))
+        .unwrap();
+    assert!(
+        matches!(r.body, ResponseBody::Error { ref message } if message.contains("not configured"))
+    );
+}
