@@ -13,6 +13,7 @@
 pub mod challenge;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod credential;
 pub mod devicekey;
 pub mod frame;
 pub mod messages;
