@@ -54,7 +54,7 @@ count_cargo "$W/cargo.log"
 pcsc_env_stop
 unset DCRED_TEST_ENV
 
-for suite in tests/shell/piv-sim-interop.sh tests/shell/module-pkcs11-tool.sh; do
+for suite in tests/shell/piv-sim-interop.sh tests/shell/module-pkcs11-tool.sh tests/shell/derived-enroll.sh; do
   echo "== $suite"
   NO_BUILD=1 bash "$suite" 2>&1 | tee "$W/suite.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
