@@ -605,27 +605,10 @@ fn invalid_session_handles() {
     fx.finish();
 }
 
-/// Invalid session handle and NULL pointers: the process survives and the
-/// answer is one of the two applicable errors. (Which one PKCS#11 requires
-/// is [`regression_invalid_session_handle_takes_precedence_over_null_pointers`].)
-#[test]
-fn invalid_session_handles_with_null_pointers() {
-    let fx = Fixture::initialized();
-    let m = fx.m;
-    let mut sweep = Sweep::default();
-    for h in BAD_SESSIONS {
-        for name in session_functions(m) {
-            let rv = m.call(name, Ptrs::Null, &[h]);
-            let either = [CKR_SESSION_HANDLE_INVALID, CKR_ARGUMENTS_BAD];
-            sweep.check_any(format!("{name}({h:#x}, NULL…)"), rv, &either);
-        }
-    }
-    sweep.done();
-    fx.finish();
-}
-
-/// PKCS#11 3.0 §5.1.7: errors of §5.1.2 (CKR_SESSION_HANDLE_INVALID) take
-/// precedence over those of §5.1.6 (CKR_ARGUMENTS_BAD).
+/// Invalid session handle and NULL pointers on every session function: the
+/// process survives, and PKCS#11 3.0 §5.1.7's order holds — errors of §5.1.2
+/// (CKR_SESSION_HANDLE_INVALID) take precedence over those of §5.1.6
+/// (CKR_ARGUMENTS_BAD).
 #[test]
 fn regression_invalid_session_handle_takes_precedence_over_null_pointers() {
     let fx = Fixture::initialized();
