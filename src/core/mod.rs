@@ -3,6 +3,7 @@
 //! values in and gets typed values back.
 
 pub mod error;
+pub mod keyobjects;
 pub mod mechanism;
 pub mod module;
 pub mod object;

@@ -11,6 +11,7 @@ use super::card::{self, alg, CardData, KeySlot, PinStatus};
 use super::reader::{CardWorker, Connection};
 use super::transport::Transport;
 use super::PivError;
+use crate::core::keyobjects::{key_objects, KeySpec};
 use crate::core::object::KeyInfo;
 use crate::core::{lock, Error, Object, Result, Token, TokenInfo};
 use crate::crypto::pubkey::{ecdsa_der_to_raw, parse_certificate, CertInfo};
@@ -161,91 +162,27 @@ impl PivToken {
 
     fn key_objects(&self, slot: &KeySlot, cert_der: &[u8], info: &CertInfo) -> Vec<Object> {
         let (long, short) = slot_names(slot);
-        let id = [slot.ck_id()];
-        let cert = Object::builder(CKO_CERTIFICATE)
-            .flag(CKA_TOKEN, true)
-            .flag(CKA_PRIVATE, false)
-            .flag(CKA_MODIFIABLE, false)
-            .flag(CKA_TRUSTED, false)
-            .bytes(CKA_LABEL, format!("Certificate for {long}").as_bytes())
-            .bytes(CKA_ID, &id)
-            .ulong(CKA_CERTIFICATE_TYPE, CKC_X_509)
-            .ulong(CKA_CERTIFICATE_CATEGORY, 1)
-            .bytes(CKA_SUBJECT, &info.subject)
-            .bytes(CKA_ISSUER, &info.issuer)
-            .bytes(CKA_SERIAL_NUMBER, &info.serial)
-            .bytes(CKA_VALUE, cert_der)
-            .bytes(CKA_START_DATE, &[])
-            .bytes(CKA_END_DATE, &[])
-            .build();
         let rsa = matches!(info.public_key, PublicKey::Rsa { .. });
         let (sign, decrypt, derive) = match slot.key_ref {
             0x9a | 0x9e => (true, rsa, false),
             0x9c => (true, false, false),
             _ => (false, rsa, !rsa),
         };
-        let key_attrs = |b: crate::core::object::ObjectBuilder| {
-            let b = match &info.public_key {
-                PublicKey::Rsa { n, e } => b
-                    .ulong(CKA_KEY_TYPE, CKK_RSA)
-                    .bytes(CKA_MODULUS, n)
-                    .bytes(CKA_PUBLIC_EXPONENT, e)
-                    .ulong(CKA_MODULUS_BITS, info.public_key.bits() as CK_ULONG),
-                PublicKey::Ec { curve, point } => {
-                    let mut octets = vec![0x04];
-                    crate::piv::tlv::push_len(&mut octets, point.len());
-                    octets.extend_from_slice(point);
-                    b.ulong(CKA_KEY_TYPE, CKK_EC)
-                        .bytes(CKA_EC_PARAMS, &curve.ec_params())
-                        .bytes(CKA_EC_POINT, &octets)
-                }
-            };
-            b.flag(CKA_TOKEN, true)
-                .flag(CKA_MODIFIABLE, false)
-                .flag(CKA_LOCAL, false)
-                .flag(CKA_DERIVE, derive)
-                .bytes(CKA_ID, &id)
-                .bytes(CKA_SUBJECT, &info.subject)
-                .bytes(CKA_START_DATE, &[])
-                .bytes(CKA_END_DATE, &[])
-                .ulong(CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION)
-        };
-        let public = key_attrs(Object::builder(CKO_PUBLIC_KEY))
-            .flag(CKA_PRIVATE, false)
-            .bytes(CKA_LABEL, format!("{short} pubkey").as_bytes())
-            .flag(CKA_VERIFY, sign)
-            .flag(CKA_VERIFY_RECOVER, false)
-            .flag(CKA_ENCRYPT, decrypt)
-            .flag(CKA_WRAP, false)
-            .flag(CKA_TRUSTED, false)
-            .key(KeyInfo {
-                key_ref: slot.key_ref,
-                public: info.public_key.clone(),
-                always_authenticate: false,
-            })
-            .build();
-        let always = slot.key_ref == 0x9c;
-        let private = key_attrs(Object::builder(CKO_PRIVATE_KEY))
+        key_objects(&KeySpec {
+            id: slot.ck_id(),
+            key_ref: slot.key_ref,
+            cert_label: format!("Certificate for {long}"),
+            key_label: format!("{short} key"),
+            public_label: format!("{short} pubkey"),
+            sign,
+            decrypt,
+            derive,
             // 9E is usable without the PIN (SP 800-73-4 Part 1 §3.2), so it is public.
-            .flag(CKA_PRIVATE, slot.key_ref != 0x9e)
-            .bytes(CKA_LABEL, format!("{short} key").as_bytes())
-            .flag(CKA_SENSITIVE, true)
-            .flag(CKA_ALWAYS_SENSITIVE, true)
-            .flag(CKA_EXTRACTABLE, false)
-            .flag(CKA_NEVER_EXTRACTABLE, true)
-            .flag(CKA_SIGN, sign)
-            .flag(CKA_SIGN_RECOVER, false)
-            .flag(CKA_DECRYPT, decrypt)
-            .flag(CKA_UNWRAP, decrypt)
-            .flag(CKA_WRAP_WITH_TRUSTED, false)
-            .flag(CKA_ALWAYS_AUTHENTICATE, always)
-            .key(KeyInfo {
-                key_ref: slot.key_ref,
-                public: info.public_key.clone(),
-                always_authenticate: always,
-            })
-            .build();
-        vec![cert, public, private]
+            private: slot.key_ref != 0x9e,
+            always_authenticate: slot.key_ref == 0x9c,
+            cert_der,
+            info,
+        })
     }
 }
 
@@ -279,11 +216,7 @@ impl Token for PivToken {
     }
 
     fn objects(&self) -> Vec<Object> {
-        let mut objs = vec![Object::builder(CKO_PROFILE)
-            .flag(CKA_TOKEN, true)
-            .flag(CKA_PRIVATE, false)
-            .ulong(CKA_PROFILE_ID, CKP_PUBLIC_CERTIFICATES_TOKEN)
-            .build()];
+        let mut objs = vec![crate::core::keyobjects::public_certificates_profile()];
         for (slot, info) in &self.certs {
             let der = self
                 .data
