@@ -15,4 +15,11 @@
 #define DCRED_ID_CARD_AUTHENTICATION  0x04 /* 9E, usable without the PIN */
 #define DCRED_ID_RETIRED_FIRST        0x05 /* 82; retired key n (1..20) is 0x04 + n */
 
+/*
+ * Vendor-defined return value: the derived credential is revoked on the
+ * back-end (its KWK is destroyed), or the PIV card it was derived from is
+ * revoked or expired. Returned by C_Login on a derived-credential slot.
+ */
+#define DCRED_CKR_CREDENTIAL_REVOKED  (CKR_VENDOR_DEFINED | 0x0DC00001UL)
+
 #endif /* DCRED_PKCS11_H */

@@ -46,13 +46,13 @@ args=(); for s in 9a 9c 9d 9e 82 83; do args+=(--slot "$s" --key "$W/pki/$s.key.
 "$PIV_SIM" provision --state "$W/card.json" "${args[@]}" >/dev/null || exit 1
 pcsc_env_start "$W/env" || exit 1
 pcsc_card_start 0 "$W/card.json" "$W/count0" || exit 1
-export DCRED_TEST_ENV=1 DCRED_TEST_PKI="$W/pki" DCRED_TEST_CARD_STATE="$W/card.json" \
+export DCRED_DATA_DIR="$W/no-credentials" DCRED_TEST_ENV=1 DCRED_TEST_PKI="$W/pki" DCRED_TEST_CARD_STATE="$W/card.json" \
   DCRED_TEST_COUNT_FILE="$W/count0" PCSC_ENV_DIR
 cargo test --workspace -- --include-ignored --test-threads=1 2>&1 | tee "$W/cargo.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 count_cargo "$W/cargo.log"
 pcsc_env_stop
-unset DCRED_TEST_ENV
+unset DCRED_TEST_ENV DCRED_DATA_DIR
 
 for suite in tests/shell/piv-sim-interop.sh tests/shell/module-pkcs11-tool.sh tests/shell/derived-enroll.sh; do
   echo "== $suite"

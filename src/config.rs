@@ -14,6 +14,8 @@
 //! # Longest a card transaction (a few APDUs) may take before the call fails
 //! # with CKR_DEVICE_ERROR, in milliseconds.
 //! card_timeout_ms = 15000
+//! # Longest a derived-credential login may wait for the back-end, in milliseconds.
+//! backend_timeout_ms = 5000
 //! ```
 
 use std::path::PathBuf;
@@ -30,6 +32,8 @@ pub struct Config {
     pub pin_retries_hint: u8,
     /// Card transaction timeout in milliseconds.
     pub card_timeout_ms: u64,
+    /// Back-end timeout (connect, each read and write) in milliseconds.
+    pub backend_timeout_ms: u64,
     /// The application forbade library threads (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`).
     #[serde(skip)]
     pub no_threads: bool,
@@ -41,6 +45,7 @@ impl Default for Config {
             readers: Vec::new(),
             pin_retries_hint: 3,
             card_timeout_ms: 15_000,
+            backend_timeout_ms: 5_000,
             no_threads: false,
         }
     }

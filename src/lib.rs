@@ -5,6 +5,7 @@
 //! - [`ffi`](crate) — the C ABI, the only `unsafe` code;
 //! - [`core`] — slots, sessions, objects, mechanisms, errors → `CK_RV`;
 //! - [`piv`] — the PIV card driver and its PC/SC transport;
+//! - [`soft`] — derived-credential tokens (activation with the back-end);
 //! - [`crypto`] — hashing, RSA padding, public-key operations.
 
 #![deny(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod core;
 pub mod crypto;
 pub mod logging;
 pub mod piv;
+pub mod soft;
 
 #[allow(unsafe_code)]
 mod ffi;

@@ -8,6 +8,10 @@ use std::fmt;
 
 use cryptoki_sys::*;
 
+/// Vendor-defined return value: the derived credential is revoked, or the PIV
+/// card it was derived from is revoked or expired (include/dcred_pkcs11.h).
+pub const DCRED_CKR_CREDENTIAL_REVOKED: CK_RV = CKR_VENDOR_DEFINED | 0x0dc0_0001;
+
 /// Result alias for the core.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -89,6 +93,9 @@ pub enum Error {
     PinIncorrect,
     /// The PIN is blocked.
     PinLocked,
+    /// The derived credential is revoked (or its PIV card is): vendor-defined
+    /// `DCRED_CKR_CREDENTIAL_REVOKED`.
+    CredentialRevoked,
     /// The PIN has the wrong length.
     PinLenRange,
     /// The PIN has invalid characters.
@@ -187,6 +194,7 @@ pub fn rv(e: &Error) -> CK_RV {
         Error::UserPinNotInitialized => CKR_USER_PIN_NOT_INITIALIZED,
         Error::PinIncorrect => CKR_PIN_INCORRECT,
         Error::PinLocked => CKR_PIN_LOCKED,
+        Error::CredentialRevoked => DCRED_CKR_CREDENTIAL_REVOKED,
         Error::PinLenRange => CKR_PIN_LEN_RANGE,
         Error::PinInvalid => CKR_PIN_INVALID,
         Error::DataLenRange => CKR_DATA_LEN_RANGE,
@@ -257,6 +265,7 @@ pub fn rv_name(rv: CK_RV) -> &'static str {
         CKR_USER_PIN_NOT_INITIALIZED => "CKR_USER_PIN_NOT_INITIALIZED",
         CKR_PIN_INCORRECT => "CKR_PIN_INCORRECT",
         CKR_PIN_LOCKED => "CKR_PIN_LOCKED",
+        DCRED_CKR_CREDENTIAL_REVOKED => "DCRED_CKR_CREDENTIAL_REVOKED",
         CKR_PIN_LEN_RANGE => "CKR_PIN_LEN_RANGE",
         CKR_PIN_INVALID => "CKR_PIN_INVALID",
         CKR_DATA_LEN_RANGE => "CKR_DATA_LEN_RANGE",

@@ -69,7 +69,24 @@ impl Module {
     /// the application asks for the slot list size).
     pub fn refresh(&self, allow_new: bool) {
         for (pi, p) in self.providers.iter().enumerate() {
-            for status in p.scan() {
+            let statuses = p.scan();
+            // Slots whose source vanished (a reader unplugged, a credential removed).
+            let vanished: Vec<Arc<Slot>> = lock(&self.slots)
+                .iter()
+                .filter(|s| s.provider == pi && !statuses.iter().any(|st| st.name == s.name))
+                .cloned()
+                .collect();
+            for slot in vanished {
+                let gone = SlotStatus {
+                    name: slot.name.clone(),
+                    present: false,
+                    events: lock(&slot.state).events,
+                };
+                if slot.apply(&gone) {
+                    self.drop_sessions(slot.id);
+                }
+            }
+            for status in statuses {
                 let existing = lock(&self.slots)
                     .iter()
                     .find(|s| s.provider == pi && s.name == status.name)

@@ -544,6 +544,9 @@ fn decrypt_block(
             return Err(Error::EncryptedDataInvalid);
         }
     }
+    if let Some(r) = l.token.rsa_decrypt(k, mech, data) {
+        return r;
+    }
     let block = l.token.rsa_private(k, data, pin)?;
     Ok(match mech {
         Mech::RsaX509 => block,

@@ -68,4 +68,16 @@ pub trait Token: Send + Sync {
 
     /// ECDH with the peer's uncompressed point; returns the shared X coordinate.
     fn ecdh(&self, key: &KeyInfo, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+
+    /// Decrypt and unpad in one step, for tokens whose crypto library does the
+    /// padding itself (software keys). `None`: use [`Token::rsa_private`] and
+    /// the core's constant-time unpadding.
+    fn rsa_decrypt(
+        &self,
+        _key: &KeyInfo,
+        _mech: &super::Mech,
+        _ciphertext: &[u8],
+    ) -> Option<Result<Zeroizing<Vec<u8>>>> {
+        None
+    }
 }

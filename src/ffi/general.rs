@@ -54,8 +54,9 @@ fn initialize(args: Option<&CK_C_INITIALIZE_ARGS>) -> Result<()> {
         }
     }
     let config = Arc::new(config);
-    let pcsc = Box::new(crate::piv::reader::PcscProvider::new(config));
-    *g = Some(Arc::new(Module::new(vec![pcsc])));
+    let pcsc = Box::new(crate::piv::reader::PcscProvider::new(config.clone()));
+    let soft = Box::new(crate::soft::SoftProvider::new(config));
+    *g = Some(Arc::new(Module::new(vec![pcsc, soft])));
     log::info!("initialised (dcred {})", env!("CARGO_PKG_VERSION"));
     Ok(())
 }

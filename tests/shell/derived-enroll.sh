@@ -106,6 +106,7 @@ a["label"] = b["label"]
 assert shape(a) == shape(b), (shape(a), shape(b))
 PY
 if grep -rlE "24681357|97531864" "$DCRED_DATA_DIR" >/dev/null; then bad "a PIN is in the data directory"; else ok "no PIN in the data directory"; fi
+for f in "$DCRED_DATA_DIR"/credentials/*.json; do [ "$f" != "$CRED" ] && SECOND=$(basename "$f" .json); done
 "$BIN/dcred-backend" device list --data "$B" >"$W/dev.txt" 2>&1
 [ "$(grep -c active "$W/dev.txt")" = 2 ] && ok "back-end: two active device records" || { cp "$W/dev.txt" "$W/last.log"; bad "device records"; }
 
@@ -132,6 +133,58 @@ took=$(($(date +%s) - start))
 grep -q "back-end unreachable" "$W/last.log" && [ "$took" -le 12 ] && ok "back-end down: clear error in ${took} s" || bad "back-end down (${took} s)"
 start_backend "$ADDR" || bad "backend restart"
 "$BIN/dcred" change-pin "$ID" --pin-file "$W/pins" >"$W/last.log" 2>&1 && ok "back-end restarted: records intact (PIN change works)" || bad "after restart"
+"$BIN/dcred" change-pin "$ID" --pin-file "$W/pins-back" >"$W/last.log" 2>&1 || bad "PIN back to 24681357"
+"$BIN/dcred" remove "$SECOND" >"$W/last.log" 2>&1 && [ "$(ls "$DCRED_DATA_DIR"/credentials/*.json | wc -l)" = 1 ] &&
+  ok "dcred remove deletes the second credential" || bad "dcred remove"
+
+# --- The derived slot through the module (pkcs11-tool + openssl) -------------------------
+P11=(pkcs11-tool --module "$MODULE")
+DL=("${P11[@]}" --token-label "dcred test 9a (derived)")
+"${P11[@]}" -L >"$W/L.txt" 2>&1
+grep -q "token label *: dcred test 9a (derived)" "$W/L.txt" && grep -q "token label *: dcred test 9a$" "$W/L.txt" &&
+  ok "pkcs11-tool -L: the card's slot and the derived credential's slot side by side" || { cp "$W/L.txt" "$W/last.log"; bad "derived slot listed"; }
+DCRED_LOG=trace DCRED_LOG_FILE="$W/module.log" "${DL[@]}" -O >"$W/O.txt" 2>&1
+[ "$(grep -c '^Certificate Object' "$W/O.txt")" = 4 ] && ! grep -q "Private Key" "$W/O.txt" &&
+  ok "derived slot before login: 4 certificates, no private key (no network I/O needed)" || { cp "$W/O.txt" "$W/last.log"; bad "derived objects"; }
+head -c 1000 /dev/urandom >"$W/msgdata"
+dsign() { # dsign NAME ID CERT
+  if DCRED_LOG=trace DCRED_LOG_FILE="$W/module.log" "${DL[@]}" --login --pin 24681357 --sign -m ECDSA-SHA256 --id "$2" -i "$W/msgdata" -o "$W/sig" --signature-format openssl >"$W/last.log" 2>&1 &&
+    openssl dgst -sha256 -verify <(openssl x509 -in "$3" -pubkey -noout) -signature "$W/sig" "$W/msgdata" >>"$W/last.log" 2>&1; then ok "$1"; else bad "$1"; fi
+}
+dsign "derived authentication key signs (activation at C_Login); openssl verifies with the issued certificate" 01 "$W/auth.pem"
+dsign "derived signature key signs" 02 "$W/sign.pem"
+ddecrypt() { # ddecrypt NAME ID CERT MECH "openssl opts" "pkcs11-tool opts"
+  head -c 32 /dev/urandom >"$W/msg"
+  # shellcheck disable=SC2086
+  if openssl pkeyutl -encrypt -pubin -inkey <(openssl x509 -in "$3" -pubkey -noout) $5 -in "$W/msg" -out "$W/enc" >"$W/last.log" 2>&1 &&
+    DCRED_LOG=trace DCRED_LOG_FILE="$W/module.log" "${DL[@]}" --login --pin 24681357 --decrypt -m "$4" --id "$2" $6 -i "$W/enc" -o "$W/dec" >>"$W/last.log" 2>&1 &&
+    cmp -s "$W/msg" "$W/dec"; then ok "$1"; else bad "$1"; fi
+}
+ddecrypt "escrowed current key-management key decrypts (RSA-PKCS)" 03 "$W/pki/9d.cert.pem" RSA-PKCS "" ""
+ddecrypt "escrowed current key decrypts (OAEP SHA-256)" 03 "$W/pki/9d.cert.pem" RSA-PKCS-OAEP \
+  "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256" "--hash-algorithm SHA256 --mgf MGF1-SHA256"
+ddecrypt "escrowed retired key decrypts (RSA-PKCS)" 05 "$W/pki/82.cert.pem" RSA-PKCS "" ""
+"${DL[@]}" --login --pin 11112222 -O >"$W/last.log" 2>&1
+grep -q CKR_PIN_INCORRECT "$W/last.log" && ok "derived slot, wrong PIN -> CKR_PIN_INCORRECT (counted by the back-end)" || bad "derived wrong PIN"
+DID=$("$BIN/dcred-backend" device list --data "$B" | awk 'NR==2 {print $1}')
+"$BIN/dcred-backend" device lock --data "$B" "$DID" >"$W/last.log" 2>&1 || true
+"$BIN/dcred-backend" device lock --data "$B" "$("$BIN/dcred-backend" device list --data "$B" | awk 'NR==3 {print $1}')" >>"$W/last.log" 2>&1 || true
+"${DL[@]}" --login --pin 24681357 -O >"$W/last.log" 2>&1
+grep -q CKR_PIN_LOCKED "$W/last.log" && ok "record locked by the administrator -> CKR_PIN_LOCKED" || bad "derived locked"
+for id in $("$BIN/dcred-backend" device list --data "$B" | awk 'NR>1 {print $1}'); do "$BIN/dcred-backend" device unlock --data "$B" "$id" >/dev/null 2>&1; done
+dsign "after admin unlock the derived key signs again" 01 "$W/auth.pem"
+stop_backend
+start=$(date +%s)
+"${DL[@]}" --login --pin 24681357 -O >"$W/last.log" 2>&1
+took=$(($(date +%s) - start))
+grep -q CKR_DEVICE_ERROR "$W/last.log" && [ "$took" -le 12 ] && ok "back-end down: derived login -> CKR_DEVICE_ERROR in ${took} s" || bad "derived login with back-end down (${took} s)"
+if "${P11[@]}" --token-label "dcred test 9a" --login --pin 123456 --sign -m SHA256-RSA-PKCS --id 01 -i "$W/msgdata" -o "$W/sig" >"$W/last.log" 2>&1 &&
+  openssl dgst -sha256 -verify <(openssl x509 -in "$W/pki/9a.cert.pem" -pubkey -noout) -signature "$W/sig" "$W/msgdata" >>"$W/last.log" 2>&1; then
+  ok "hardware slot unaffected while the back-end is down"; else bad "hardware slot with back-end down"; fi
+start_backend "$ADDR" || bad "backend restart"
+for id in $("$BIN/dcred-backend" device list --data "$B" | awk 'NR>1 {print $1}'); do "$BIN/dcred-backend" device revoke --data "$B" "$id" >/dev/null 2>&1; done
+"${DL[@]}" --login --pin 24681357 -O >"$W/last.log" 2>&1
+grep -qE "0x8DC00001|DCRED_CKR_CREDENTIAL_REVOKED|0x8dc00001" "$W/last.log" && ok "revoked -> DCRED_CKR_CREDENTIAL_REVOKED (0x8DC00001)" || bad "revoked error code"
 
 # Logs: module trace log and back-end log hold no PIN, handle or KWK.
 HANDLE_B64=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["protocredential"]["handle"])' "$CRED")
