@@ -36,8 +36,8 @@ B=$W/backend
 "$BIN/dcred-backend" escrow import --data "$B" --user "$W/pki/9a.cert.pem" --cert "$W/pki/82.cert.pem" --key "$W/pki/82.key.pem" --retired >"$W/last.log" 2>&1 &&
   "$BIN/dcred-backend" escrow import --data "$B" --user "$W/pki/9a.cert.pem" --cert "$W/pki/9d.cert.pem" --key "$W/pki/9d.key.pem" >>"$W/last.log" 2>&1 &&
   ok "escrow: the card's current (9D) and retired (82) key-management keys" || bad "escrow import"
-start_backend() { # start_backend [ADDRESS] (default: a free loopback port)
-  "$BIN/dcred-backend" serve --data "$B" --listen "${1:-127.0.0.1:0}" >>"$W/backend.log" 2>&1 &
+start_backend() { # start_backend [ADDRESS [EXTRA ARGS]] (default: a free loopback port)
+  "$BIN/dcred-backend" serve --data "$B" --listen "${1:-127.0.0.1:0}" "${@:2}" >>"$W/backend.log" 2>&1 &
   BACKEND_PID=$!
   for _ in $(seq 50); do [ "$(grep -c "listening on" "$W/backend.log" 2>/dev/null)" -gt "${STARTS:-0}" ] && break; sleep 0.1; done
   STARTS=$((${STARTS:-0} + 1))
@@ -181,15 +181,29 @@ grep -q CKR_DEVICE_ERROR "$W/last.log" && [ "$took" -le 12 ] && ok "back-end dow
 if "${P11[@]}" --token-label "dcred test 9a" --login --pin 123456 --sign -m SHA256-RSA-PKCS --id 01 -i "$W/msgdata" -o "$W/sig" >"$W/last.log" 2>&1 &&
   openssl dgst -sha256 -verify <(openssl x509 -in "$W/pki/9a.cert.pem" -pubkey -noout) -signature "$W/sig" "$W/msgdata" >>"$W/last.log" 2>&1; then
   ok "hardware slot unaffected while the back-end is down"; else bad "hardware slot with back-end down"; fi
-start_backend "$ADDR" || bad "backend restart"
+start_backend "$ADDR" --lock-limit 3 || bad "backend restart"
+# C_SetPIN on the derived slot changes the PIN through the back-end
+"${DL[@]}" --login --pin 24681357 --change-pin --new-pin 86420975 >"$W/last.log" 2>&1 && ok "C_SetPIN (pkcs11-tool --change-pin) on the derived slot" || bad "derived C_SetPIN"
+DL2=("${P11[@]}" --token-label "dcred test 9a (derived)")
+DLN=("${DL2[@]}" --login --pin 86420975)
+if "${DLN[@]}" --sign -m ECDSA-SHA256 --id 01 -i "$W/msgdata" -o "$W/sig" >"$W/last.log" 2>&1; then ok "the new PIN activates"; else bad "new PIN after C_SetPIN"; fi
+# wrong PINs through the module until the record locks (limit 3 on this back-end)
+"${DL2[@]}" --login --pin 10101010 -O >"$W/w1.log" 2>&1
+"${DL2[@]}" --login --pin 20202020 -O >"$W/w2.log" 2>&1
+"${DL2[@]}" --login --pin 30303030 -O >"$W/w3.log" 2>&1
+"${DLN[@]}" -O >"$W/w4.log" 2>&1
+grep -q CKR_PIN_INCORRECT "$W/w1.log" && grep -q CKR_PIN_INCORRECT "$W/w2.log" && grep -q CKR_PIN_LOCKED "$W/w3.log" && grep -q CKR_PIN_LOCKED "$W/w4.log" &&
+  ok "wrong PINs through C_Login: incorrect, incorrect, then locked; the right PIN is then refused too" || { cat "$W"/w?.log >"$W/last.log"; bad "lock through the module"; }
+for id in $("$BIN/dcred-backend" device list --data "$B" | awk 'NR>1 {print $1}'); do "$BIN/dcred-backend" device unlock --data "$B" "$id" >/dev/null 2>&1; done
+"${DLN[@]}" -O >"$W/last.log" 2>&1 && ok "admin unlock: the right PIN works again" || bad "unlock after lock"
 for id in $("$BIN/dcred-backend" device list --data "$B" | awk 'NR>1 {print $1}'); do "$BIN/dcred-backend" device revoke --data "$B" "$id" >/dev/null 2>&1; done
-"${DL[@]}" --login --pin 24681357 -O >"$W/last.log" 2>&1
+"${DLN[@]}" -O >"$W/last.log" 2>&1
 grep -qE "0x8DC00001|DCRED_CKR_CREDENTIAL_REVOKED|0x8dc00001" "$W/last.log" && ok "revoked -> DCRED_CKR_CREDENTIAL_REVOKED (0x8DC00001)" || bad "revoked error code"
 
 # Logs: module trace log and back-end log hold no PIN, handle or KWK.
 HANDLE_B64=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["protocredential"]["handle"])' "$CRED")
 HANDLE_HEX=$(python3 -c 'import base64,sys; print(base64.b64decode(sys.argv[1]).hex())' "$HANDLE_B64")
-if grep -qE "123456|24681357|97531864|13572468|$HANDLE_HEX" "$W/module.log" "$W/backend.log" "$W/enroll.log" 2>/dev/null ||
+if grep -qE "123456|24681357|97531864|13572468|86420975|$HANDLE_HEX" "$W/module.log" "$W/backend.log" "$W/enroll.log" 2>/dev/null ||
   grep -qF "$HANDLE_B64" "$W/module.log" "$W/backend.log" "$W/enroll.log"; then
   bad "a PIN or the handle appears in a log"
 else ok "trace logs of module, back-end and CLI: no PIN, no handle"; fi
