@@ -11,7 +11,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 . scripts/pcsc-env.sh
 
-need=(pkg-config libpcsclite-dev libsqlite3-dev gcc libc6-dev)
+need=(pkg-config libpcsclite-dev libsqlite3-dev softhsm2 gcc libc6-dev)
 miss=(); for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || miss+=("$p"); done
 if [ ${#miss[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null || exit 1

@@ -16,10 +16,13 @@ dcred-backend: guards the key-wrapping keys of derived credentials.
 
 USAGE:
   dcred-backend init  --data DIR [--name HOST]... [--piv-anchor CERT]...
+                      [--master-key URI --mac-key URI --ca-key URI]
       Creates DIR (mode 0700) with the database, the master and MAC keys, a TLS CA
       and a server certificate for HOST names (default: localhost and 127.0.0.1).
       Clients trust DIR/tls-ca.cert.pem. Also creates the CA that issues derived
-      certificates. Never overwrites existing keys.
+      certificates. Never overwrites existing keys. With the three PKCS#11 URIs
+      (pkcs11:token=T;object=O?module-path=LIB&pin-value=PIN or pin-source=file:F)
+      the master, MAC and CA keys live in that token (generated there if missing).
   dcred-backend piv-anchor add --data DIR CERT
       Trust CERT (PEM or DER) as an issuer of PIV Authentication certificates.
   dcred-backend escrow import --data DIR --user PIV_AUTH_CERT --cert KM_CERT --key KM_KEY [--retired]
@@ -67,6 +70,7 @@ struct Args {
     data: Option<PathBuf>,
     names: Vec<String>,
     anchors: Vec<PathBuf>,
+    hsm: [Option<String>; 3],
     user: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
@@ -81,6 +85,7 @@ fn parse(args: &[String]) -> Result<Args> {
         data: None,
         names: Vec::new(),
         anchors: Vec::new(),
+        hsm: [None, None, None],
         user: None,
         cert: None,
         key: None,
@@ -100,6 +105,9 @@ fn parse(args: &[String]) -> Result<Args> {
             "--data" => a.data = Some(PathBuf::from(value()?)),
             "--name" => a.names.push(value()?),
             "--piv-anchor" => a.anchors.push(PathBuf::from(value()?)),
+            "--master-key" => a.hsm[0] = Some(value()?),
+            "--mac-key" => a.hsm[1] = Some(value()?),
+            "--ca-key" => a.hsm[2] = Some(value()?),
             "--user" => a.user = Some(PathBuf::from(value()?)),
             "--cert" => a.cert = Some(PathBuf::from(value()?)),
             "--key" => a.key = Some(PathBuf::from(value()?)),
@@ -132,7 +140,20 @@ fn run(args: Vec<String>) -> Result<()> {
     let a = parse(rest)?;
     match cmd.as_str() {
         "init" => {
-            init(data(&a)?, &a.names)?;
+            let hsm = match &a.hsm {
+                [Some(master), Some(mac), Some(ca)] => Some(crate::keys::HsmConfig {
+                    master: master.clone(),
+                    mac: mac.clone(),
+                    ca: ca.clone(),
+                }),
+                [None, None, None] => None,
+                _ => {
+                    return Err(Error::Usage(
+                        "--master-key, --mac-key and --ca-key go together".into(),
+                    ))
+                }
+            };
+            init_with(data(&a)?, &a.names, hsm)?;
             for f in &a.anchors {
                 let name = crate::enroll::add_anchor(data(&a)?, f)?;
                 eprintln!("dcred-backend: PIV trust anchor {name} added");
@@ -156,14 +177,30 @@ fn run(args: Vec<String>) -> Result<()> {
     }
 }
 
-/// Create the data directory.
+/// Create the data directory with file keys.
 pub fn init(dir: &Path, names: &[String]) -> Result<()> {
+    init_with(dir, names, None)
+}
+
+/// Create the data directory; the master, MAC and CA keys in files or in an HSM.
+pub fn init_with(dir: &Path, names: &[String], hsm: Option<crate::keys::HsmConfig>) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    Keys::create(dir)?;
+    let issuing_key = match hsm {
+        None => {
+            Keys::create(dir)?;
+            None
+        }
+        Some(cfg) => {
+            let (hsm, [_, _, ca]) = cfg.open()?;
+            let text = serde_json::to_vec_pretty(&cfg).map_err(|e| Error::Keys(e.to_string()))?;
+            write_private(&dir.join(crate::keys::HSM_CONFIG), &text)?;
+            Some((hsm, ca))
+        }
+    };
     let names = if names.is_empty() {
         vec!["localhost".to_string(), "127.0.0.1".to_string()]
     } else {
@@ -193,7 +230,7 @@ pub fn init(dir: &Path, names: &[String]) -> Result<()> {
     write_private(&dir.join(TLS_CA_CERT), ca_cert.pem().as_bytes())?;
     write_private(&dir.join(TLS_KEY), key.serialize_pem().as_bytes())?;
     write_private(&dir.join(TLS_CERT), cert.pem().as_bytes())?;
-    crate::enroll::IssuingCa::create(dir)?;
+    crate::enroll::IssuingCa::create(dir, issuing_key)?;
     let store = Store::open(&dir.join(DB_FILE))?;
     store.audit(None, "init", "")?;
     eprintln!(
@@ -208,14 +245,16 @@ pub fn init(dir: &Path, names: &[String]) -> Result<()> {
 /// Load the service from a data directory (enrollment on when PIV trust
 /// anchors are configured).
 pub fn service(dir: &Path, policy: Policy) -> Result<Service> {
-    let svc = Service::new(Store::open(&dir.join(DB_FILE))?, Keys::load(dir)?, policy);
+    let keys = Keys::load(dir)?;
+    let hsm_ca = keys.hsm_ca(dir)?;
+    let svc = Service::new(Store::open(&dir.join(DB_FILE))?, keys, policy);
     let anchors = crate::enroll::Anchors::load(&dir.join(crate::enroll::ANCHOR_DIR))?;
     if !dir.join(crate::enroll::ANCHOR_DIR).exists() {
         return Ok(svc);
     }
     Ok(svc.with_enrollment(crate::service::Enrollment {
         anchors,
-        ca: crate::enroll::IssuingCa::load(dir)?,
+        ca: crate::enroll::IssuingCa::load(dir, hsm_ca)?,
     }))
 }
 

@@ -263,9 +263,59 @@ fn external_key(spki_der: &[u8]) -> std::result::Result<ExternalKey, Rejected> {
     })
 }
 
+/// The issuing CA's key: a file, or a key pair inside the HSM.
+pub enum CaKey {
+    /// PEM file in the data directory.
+    File(Box<rcgen::KeyPair>),
+    /// EC P-256 key in a PKCS#11 token.
+    Hsm {
+        /// The token session.
+        hsm: std::sync::Arc<crate::hsm::Hsm>,
+        /// Key label.
+        label: String,
+        /// Uncompressed public point.
+        point: Vec<u8>,
+    },
+}
+
+impl rcgen::PublicKeyData for CaKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            CaKey::File(k) => k.der_bytes(),
+            CaKey::Hsm { point, .. } => point,
+        }
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            CaKey::File(k) => k.algorithm(),
+            CaKey::Hsm { .. } => &rcgen::PKCS_ECDSA_P256_SHA256,
+        }
+    }
+}
+
+impl rcgen::SigningKey for CaKey {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        match self {
+            CaKey::File(k) => k.sign(msg),
+            CaKey::Hsm { hsm, label, .. } => {
+                let raw = hsm.sign_ecdsa(label, msg).map_err(|e| {
+                    log::error!("issuing CA key in the HSM: {e}");
+                    rcgen::Error::RemoteKeyError
+                })?;
+                p256::ecdsa::Signature::from_slice(&raw)
+                    .map(|s| s.to_der().as_bytes().to_vec())
+                    .map_err(|_| {
+                        log::error!("the HSM returned a {}-byte ECDSA signature", raw.len());
+                        rcgen::Error::RemoteKeyError
+                    })
+            }
+        }
+    }
+}
+
 /// The issuing CA for derived certificates.
 pub struct IssuingCa {
-    key: rcgen::KeyPair,
+    key: CaKey,
     /// CA certificate, DER.
     pub cert_der: Vec<u8>,
 }
@@ -284,24 +334,49 @@ fn ca_params() -> Result<rcgen::CertificateParams> {
 }
 
 impl IssuingCa {
-    /// Create the issuing CA in `dir`.
-    pub fn create(dir: &Path) -> Result<()> {
-        let key = rcgen::KeyPair::generate().map_err(|e| Error::Tls(e.to_string()))?;
+    /// Create the issuing CA in `dir`: its key in a file, or in the HSM.
+    pub fn create(
+        dir: &Path,
+        hsm: Option<(std::sync::Arc<crate::hsm::Hsm>, String)>,
+    ) -> Result<()> {
+        let key = match hsm {
+            None => {
+                let k = rcgen::KeyPair::generate().map_err(|e| Error::Tls(e.to_string()))?;
+                write_private(&dir.join(ISSUING_KEY), k.serialize_pem().as_bytes())?;
+                CaKey::File(Box::new(k))
+            }
+            Some((hsm, label)) => {
+                let point = hsm.ec_point(&label)?;
+                CaKey::Hsm { hsm, label, point }
+            }
+        };
         let mut params = ca_params()?;
         params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
         let cert = params
             .self_signed(&key)
             .map_err(|e| Error::Tls(e.to_string()))?;
-        write_private(&dir.join(ISSUING_KEY), key.serialize_pem().as_bytes())?;
         write_private(&dir.join(ISSUING_CERT), cert.pem().as_bytes())?;
         Ok(())
     }
 
-    /// Load it.
-    pub fn load(dir: &Path) -> Result<IssuingCa> {
-        let pem = std::fs::read_to_string(dir.join(ISSUING_KEY))?;
-        let key = rcgen::KeyPair::from_pem(&pem)
-            .map_err(|e| Error::Keys(format!("{ISSUING_KEY}: {e}")))?;
+    /// Load it (the key from the HSM when the back-end's keys live there).
+    pub fn load(
+        dir: &Path,
+        hsm: Option<(std::sync::Arc<crate::hsm::Hsm>, String)>,
+    ) -> Result<IssuingCa> {
+        let key = match hsm {
+            Some((hsm, label)) => {
+                let point = hsm.ec_point(&label)?;
+                CaKey::Hsm { hsm, label, point }
+            }
+            None => {
+                let pem = std::fs::read_to_string(dir.join(ISSUING_KEY))?;
+                CaKey::File(Box::new(
+                    rcgen::KeyPair::from_pem(&pem)
+                        .map_err(|e| Error::Keys(format!("{ISSUING_KEY}: {e}")))?,
+                ))
+            }
+        };
         let cert = rustls::pki_types::CertificateDer::from_pem_file(dir.join(ISSUING_CERT))
             .map_err(|e| Error::Keys(format!("{ISSUING_CERT}: {e}")))?;
         Ok(IssuingCa {

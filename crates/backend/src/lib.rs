@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod enroll;
+pub mod hsm;
 pub mod keys;
 pub mod server;
 pub mod service;

@@ -124,7 +124,7 @@ impl Service {
         let id = record_id(handle);
         let wrapped = self.keys.wrap_kwk(&id, kwk)?;
         self.store
-            .register(&id, &self.keys.mac_q(q), &wrapped, None, piv_not_after)?;
+            .register(&id, &self.keys.mac_q(q)?, &wrapped, None, piv_not_after)?;
         self.store.audit(Some(&id), "register", "")?;
         Ok(())
     }
@@ -176,7 +176,7 @@ impl Service {
             return Ok(Some(reply(ResponseBody::Revoked)));
         }
         // Both checks run whatever the first one says.
-        let q_ok = self.keys.check_q(&q.0, &rec.q_mac);
+        let q_ok = self.keys.check_q(&q.0, &rec.q_mac)?;
         let sig_ok = devicekey::verify(&q.0, challenge, &sig.0).is_ok();
         if q_ok && sig_ok {
             return Ok(None);
@@ -254,7 +254,7 @@ impl Service {
         }
         let changed =
             self.store
-                .replace_q(&id, &self.keys.mac_q(&q.0), &self.keys.mac_q(&new_q.0))?;
+                .replace_q(&id, &self.keys.mac_q(&q.0)?, &self.keys.mac_q(&new_q.0)?)?;
         if !changed {
             return Ok(reply(ResponseBody::Refused));
         }
@@ -315,7 +315,7 @@ impl Service {
             .store
             .register(
                 &id,
-                &self.keys.mac_q(&req.q.0),
+                &self.keys.mac_q(&req.q.0)?,
                 &wrapped,
                 Some(&piv.der),
                 Some(piv.not_after),

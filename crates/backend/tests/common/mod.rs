@@ -26,6 +26,11 @@ pub fn start_with(lock_limit: u32, setup: impl FnOnce(&std::path::Path)) -> Back
     let dir = tempfile::tempdir().unwrap();
     cli::init(dir.path(), &["127.0.0.1".to_string()]).unwrap();
     setup(dir.path());
+    serve(dir, lock_limit)
+}
+
+/// Serve an initialised data directory.
+pub fn serve(dir: tempfile::TempDir, lock_limit: u32) -> Backend {
     let service = Arc::new(cli::service(dir.path(), Policy { lock_limit }).unwrap());
     let (cert, key) = cli::identity(dir.path()).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
