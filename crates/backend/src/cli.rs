@@ -25,6 +25,10 @@ USAGE:
       the master, MAC and CA keys live in that token (generated there if missing).
   dcred-backend piv-anchor add --data DIR CERT
       Trust CERT (PEM or DER) as an issuer of PIV Authentication certificates.
+  dcred-backend piv-crl add --data DIR CRL
+      Load a CRL (PEM or DER, signed by a PIV trust anchor): its certificates cannot
+      enroll, and devices derived from them are refused activation ('revoked'). A
+      running serve picks new anchors and CRLs up at its next request.
   dcred-backend escrow import --data DIR --user PIV_AUTH_CERT --cert KM_CERT --key KM_KEY [--retired]
       Escrow a key-management key (PKCS#8 PEM) for the cardholder of PIV_AUTH_CERT;
       it is delivered, with every retired one, at each enrollment.
@@ -168,6 +172,14 @@ fn run(args: Vec<String>) -> Result<()> {
             }
             _ => Err(Error::Usage("piv-anchor add CERT".into())),
         },
+        "piv-crl" => match a.rest.as_slice() {
+            [op, file] if op == "add" => {
+                let n = crate::enroll::add_crl(data(&a)?, Path::new(file))?;
+                eprintln!("dcred-backend: CRL added ({n} revoked certificate(s)); a running serve applies it at the next request");
+                Ok(())
+            }
+            _ => Err(Error::Usage("piv-crl add CRL".into())),
+        },
         "escrow" => escrow(&a),
         "serve" => serve(data(&a)?, &a.listen, a.lock_limit),
         "device" => device(data(&a)?, &a.rest),
@@ -248,14 +260,13 @@ pub fn service(dir: &Path, policy: Policy) -> Result<Service> {
     let keys = Keys::load(dir)?;
     let hsm_ca = keys.hsm_ca(dir)?;
     let svc = Service::new(Store::open(&dir.join(DB_FILE))?, keys, policy);
-    let anchors = crate::enroll::Anchors::load(&dir.join(crate::enroll::ANCHOR_DIR))?;
     if !dir.join(crate::enroll::ANCHOR_DIR).exists() {
         return Ok(svc);
     }
-    Ok(svc.with_enrollment(crate::service::Enrollment {
-        anchors,
-        ca: crate::enroll::IssuingCa::load(dir, hsm_ca)?,
-    }))
+    Ok(svc.with_enrollment(crate::service::Enrollment::new(
+        dir,
+        crate::enroll::IssuingCa::load(dir, hsm_ca)?,
+    )?))
 }
 
 fn escrow(a: &Args) -> Result<()> {

@@ -32,6 +32,8 @@ pub const POLICY_COMMON: &str = "2.16.840.1.101.3.2.1.3.6";
 
 /// Directory of PIV trust anchors in the data directory.
 pub const ANCHOR_DIR: &str = "piv-anchors";
+/// Directory of CRLs for the PIV trust anchors.
+pub const CRL_DIR: &str = "piv-crls";
 /// Issuing CA key and certificate.
 pub const ISSUING_KEY: &str = "issuing-ca.key.pem";
 /// Issuing CA certificate.
@@ -108,27 +110,79 @@ pub struct PivCert {
     cert: Certificate,
 }
 
-/// The configured PIV trust anchors.
-pub struct Anchors(Vec<Certificate>);
+/// The configured PIV trust anchors and the certificates their CRLs revoke.
+pub struct Anchors {
+    certs: Vec<Certificate>,
+    /// (issuer Name DER, serial DER) of every revoked certificate.
+    revoked: Vec<(Vec<u8>, Vec<u8>)>,
+}
 
 impl Anchors {
-    /// Every `*.pem` / `*.der` certificate in `dir` (missing directory: none).
-    pub fn load(dir: &Path) -> Result<Anchors> {
-        let mut v = Vec::new();
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Anchors(v)),
-            Err(e) => return Err(e.into()),
-        };
-        for entry in entries {
-            let path = entry?.path();
-            let bytes = std::fs::read(&path)?;
-            v.push(
+    /// Every certificate in `dir` and every CRL in `crl_dir` (missing
+    /// directories: none). A CRL must be signed by one of the anchors.
+    pub fn load(dir: &Path, crl_dir: &Path) -> Result<Anchors> {
+        let mut certs = Vec::new();
+        for (path, bytes) in read_all(dir)? {
+            certs.push(
                 parse_cert(&bytes)
                     .map_err(|e| Error::Usage(format!("{}: {}", path.display(), e.0)))?,
             );
         }
-        Ok(Anchors(v))
+        let mut a = Anchors {
+            certs,
+            revoked: Vec::new(),
+        };
+        for (path, bytes) in read_all(crl_dir)? {
+            a.add_crl(&bytes)
+                .map_err(|e| Error::Usage(format!("{}: {}", path.display(), e.0)))?;
+        }
+        Ok(a)
+    }
+
+    /// Verify a CRL (DER) against the anchors and remember what it revokes.
+    pub fn add_crl(&mut self, der: &[u8]) -> std::result::Result<usize, Rejected> {
+        let crl: x509_cert::crl::CertificateList = x509_cert::crl::CertificateList::from_der(der)
+            .map_err(|_| Rejected("not a DER CRL".into()))?;
+        let tbs = &crl.tbs_cert_list;
+        let issuer = self
+            .certs
+            .iter()
+            .find(|a| a.tbs_certificate().subject() == &tbs.issuer)
+            .ok_or_else(|| Rejected("CRL not issued by a configured PIV trust anchor".into()))?;
+        let key = spki(issuer).map_err(|_| Rejected("anchor key unsupported".into()))?;
+        let alg = cert_sig_alg(&crl.signature_algorithm.oid, key.kind)
+            .ok_or_else(|| Rejected("CRL signature algorithm unsupported".into()))?;
+        let tbs_der = tbs
+            .to_der()
+            .map_err(|_| Rejected("CRL re-encoding".into()))?;
+        UnparsedPublicKey::new(alg, &key.bits)
+            .verify(&tbs_der, crl.signature.raw_bytes())
+            .map_err(|_| Rejected("CRL signature does not verify".into()))?;
+        let issuer_der = tbs.issuer.to_der().map_err(|_| Rejected("issuer".into()))?;
+        let mut n = 0;
+        for r in tbs.revoked_certificates.iter().flatten() {
+            let serial = r
+                .serial_number
+                .to_der()
+                .map_err(|_| Rejected("serial".into()))?;
+            self.revoked.push((issuer_der.clone(), serial));
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Is a certificate (DER) revoked by a loaded CRL?
+    pub fn is_revoked(&self, cert_der: &[u8]) -> bool {
+        let Ok(c) = Certificate::from_der(cert_der) else {
+            return false;
+        };
+        let tbs = c.tbs_certificate();
+        let (Ok(issuer), Ok(serial)) = (tbs.issuer().to_der(), tbs.serial_number().to_der()) else {
+            return false;
+        };
+        self.revoked
+            .iter()
+            .any(|(i, s)| *i == issuer && *s == serial)
     }
 
     /// Validate a PIV Authentication certificate against the anchors, at `now`.
@@ -137,7 +191,7 @@ impl Anchors {
             .map_err(|_| Rejected("PIV certificate is not DER X.509".into()))?;
         let tbs = cert.tbs_certificate();
         let issuer = self
-            .0
+            .certs
             .iter()
             .find(|a| a.tbs_certificate().subject() == tbs.issuer())
             .ok_or_else(|| {
@@ -159,6 +213,9 @@ impl Anchors {
             return Err(Rejected(
                 "PIV certificate is not within its validity period".into(),
             ));
+        }
+        if self.is_revoked(der) {
+            return Err(Rejected("PIV certificate is revoked (CRL)".into()));
         }
         let subject = tbs
             .subject()
@@ -439,6 +496,47 @@ fn policies_extension(oid: &str) -> std::result::Result<rcgen::CustomExtension, 
         &[2, 5, 29, 32],
         content,
     ))
+}
+
+fn read_all(dir: &Path) -> Result<Vec<(std::path::PathBuf, Vec<u8>)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut v = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let bytes = std::fs::read(&path)?;
+        v.push((path, bytes));
+    }
+    Ok(v)
+}
+
+/// Add a CRL for the PIV trust anchors (PEM or DER); it must verify.
+pub fn add_crl(dir: &Path, file: &Path) -> Result<usize> {
+    let bytes = std::fs::read(file)?;
+    let der = match std::str::from_utf8(&bytes) {
+        Ok(t) if t.contains("-----BEGIN X509 CRL-----") => {
+            rustls::pki_types::CertificateRevocationListDer::from_pem_slice(&bytes)
+                .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?
+                .as_ref()
+                .to_vec()
+        }
+        _ => bytes,
+    };
+    let mut anchors = Anchors::load(&dir.join(ANCHOR_DIR), &dir.join(CRL_DIR))?;
+    let n = anchors
+        .add_crl(&der)
+        .map_err(|e| Error::Usage(format!("{}: {}", file.display(), e.0)))?;
+    let name: String = Sha256::digest(&der)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::create_dir_all(dir.join(CRL_DIR))?;
+    write_private(&dir.join(CRL_DIR).join(format!("{name}.crl")), &der)?;
+    Ok(n)
 }
 
 /// Copy a PIV trust anchor into the data directory.

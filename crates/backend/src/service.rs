@@ -32,8 +32,12 @@ impl Default for Policy {
 
 /// What enrollment needs: PIV trust anchors and the issuing CA.
 pub struct Enrollment {
-    /// PIV trust anchors.
-    pub anchors: Anchors,
+    /// PIV trust anchors (and CRLs), reloaded when their directories change.
+    pub anchors: std::sync::RwLock<Anchors>,
+    /// The data directory they are read from.
+    pub dir: std::path::PathBuf,
+    /// Modification times of the anchor and CRL directories at the last load.
+    pub stamp: std::sync::Mutex<Option<[Option<std::time::SystemTime>; 2]>>,
     /// Issuing CA for derived certificates.
     pub ca: IssuingCa,
 }
@@ -167,7 +171,11 @@ impl Service {
             State::Active => {}
         }
         let expired = rec.piv_not_after.is_some_and(|t| t < now());
-        if rec.piv_revoked || expired {
+        let crl_revoked = match (&self.enrollment, &rec.piv_cert) {
+            (Some(en), Some(cert)) => en.current().is_revoked(cert),
+            _ => false,
+        };
+        if rec.piv_revoked || expired || crl_revoked {
             self.store.audit(
                 Some(id),
                 "refused",
@@ -263,6 +271,64 @@ impl Service {
     }
 }
 
+impl Enrollment {
+    /// New enrollment state reading anchors and CRLs from `dir`.
+    pub fn new(dir: &std::path::Path, ca: IssuingCa) -> Result<Enrollment> {
+        let en = Enrollment {
+            anchors: std::sync::RwLock::new(Anchors::load(
+                &dir.join(crate::enroll::ANCHOR_DIR),
+                &dir.join(crate::enroll::CRL_DIR),
+            )?),
+            dir: dir.to_path_buf(),
+            stamp: std::sync::Mutex::new(None),
+            ca,
+        };
+        *en.stamp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(en.stamps());
+        Ok(en)
+    }
+
+    fn stamps(&self) -> [Option<std::time::SystemTime>; 2] {
+        let m = |d: &str| {
+            std::fs::metadata(self.dir.join(d))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        [m(crate::enroll::ANCHOR_DIR), m(crate::enroll::CRL_DIR)]
+    }
+
+    /// The anchors, reloaded first if an anchor or a CRL was added since.
+    pub fn current(&self) -> std::sync::RwLockReadGuard<'_, Anchors> {
+        let now = self.stamps();
+        let mut stamp = self
+            .stamp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *stamp != Some(now) {
+            match Anchors::load(
+                &self.dir.join(crate::enroll::ANCHOR_DIR),
+                &self.dir.join(crate::enroll::CRL_DIR),
+            ) {
+                Ok(a) => {
+                    *self
+                        .anchors
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = a;
+                    log::info!("PIV trust anchors and CRLs reloaded");
+                }
+                Err(e) => log::error!(
+                    "PIV trust anchors or CRLs unreadable, keeping the previous ones: {e}"
+                ),
+            }
+            *stamp = Some(now);
+        }
+        self.anchors
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl Service {
     fn enroll(
         &self,
@@ -279,7 +345,7 @@ impl Service {
                 "enrollment is not configured on this back-end (no PIV trust anchor)".into(),
             );
         };
-        let piv = match en.anchors.validate(&req.piv_cert.0, now()) {
+        let piv = match en.current().validate(&req.piv_cert.0, now()) {
             Ok(p) => p,
             Err(Rejected(m)) => return refuse(m),
         };

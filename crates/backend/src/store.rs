@@ -96,6 +96,8 @@ pub struct Record {
     pub state: State,
     /// Originating PIV certificate's expiry (unix seconds), if known.
     pub piv_not_after: Option<i64>,
+    /// The originating PIV certificate, DER, if known.
+    pub piv_cert: Option<Vec<u8>>,
     /// The originating PIV certificate is revoked.
     pub piv_revoked: bool,
 }
@@ -189,7 +191,7 @@ impl Store {
     pub fn get(&self, id: &[u8]) -> Result<Option<Record>> {
         self.conn()?
             .query_row(
-                "SELECT id, q_mac, kwk_wrapped, failures, state, piv_not_after, piv_revoked FROM devices WHERE id = ?1",
+                "SELECT id, q_mac, kwk_wrapped, failures, state, piv_not_after, piv_revoked, piv_cert FROM devices WHERE id = ?1",
                 params![id],
                 row_to_record,
             )
@@ -267,7 +269,7 @@ impl Store {
     pub fn list(&self) -> Result<Vec<Record>> {
         let c = self.conn()?;
         let mut st = c.prepare(
-            "SELECT id, q_mac, kwk_wrapped, failures, state, piv_not_after, piv_revoked FROM devices ORDER BY created",
+            "SELECT id, q_mac, kwk_wrapped, failures, state, piv_not_after, piv_revoked, piv_cert FROM devices ORDER BY created",
         )?;
         let rows = st.query_map([], row_to_record)?;
         rows.map(|r| r.map_err(Error::from).and_then(|x| x))
@@ -363,6 +365,7 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record>> {
         state,
         piv_not_after: row.get(5).unwrap_or_default(),
         piv_revoked: row.get::<_, i64>(6).unwrap_or_default() != 0,
+        piv_cert: row.get(7).unwrap_or_default(),
     }))
 }
 

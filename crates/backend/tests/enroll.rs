@@ -233,3 +233,86 @@ fn a_back_end_without_anchors_does_not_enroll() {
         matches!(r.body, ResponseBody::Error { ref message } if message.contains("not configured"))
     );
 }
+
+fn leaf_with_serial(pki: &Pki, cn: &str, key: &KeyPair, serial: u8) -> Vec<u8> {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.serial_number = Some(rcgen::SerialNumber::from(vec![serial]));
+    p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let issuer = Issuer::new(pki.ca_params.clone(), &pki.ca_key);
+    p.signed_by(key, &issuer).unwrap().der().to_vec()
+}
+
+fn crl(pki: &Pki, serials: &[u8]) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now - time::Duration::minutes(1),
+        next_update: now + time::Duration::days(1),
+        crl_number: rcgen::SerialNumber::from(vec![1]),
+        issuing_distribution_point: None,
+        revoked_certs: serials
+            .iter()
+            .map(|s| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(vec![*s]),
+                revocation_time: now - time::Duration::minutes(1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let issuer = Issuer::new(pki.ca_params.clone(), &pki.ca_key);
+    params.signed_by(&issuer).unwrap().pem().unwrap()
+}
+
+#[test]
+fn a_crl_refuses_enrollment_and_activation_of_revoked_piv_certificates() {
+    let piv = pki("Test PIV CA");
+    let rogue = pki("Rogue CA");
+    let card = KeyPair::generate().unwrap();
+    let cert_a = leaf_with_serial(&piv, "Jane Doe", &card, 0x0a);
+    let cert_b = leaf_with_serial(&piv, "John Roe", &card, 0x0b);
+    let b = common::start_with(10, |dir| {
+        let f = dir.join("piv-ca.pem");
+        std::fs::write(&f, &piv.ca_pem).unwrap();
+        enroll::add_anchor(dir, &f).unwrap();
+    });
+    let dev = DeviceKey::regenerate(b"24680135", b"salt", 10);
+    let r = b
+        .client
+        .call(|c| request(&cert_a, &card, c, 1, &dev))
+        .unwrap();
+    assert!(matches!(r.body, ResponseBody::Enrolled(_)), "{:?}", r.body);
+    let activate = || {
+        b.client
+            .call(|c| RequestBody::Activate {
+                handle: Bytes(vec![1; 32]),
+                q: Bytes(dev.public()),
+                sig: Bytes(dev.sign(c)),
+            })
+            .unwrap()
+            .body
+    };
+    assert!(matches!(activate(), ResponseBody::Kwk { .. }));
+    // a CRL from another CA is refused; the PIV CA's one is taken by the running server
+    let bogus = b.dir.path().join("bogus.crl");
+    std::fs::write(&bogus, crl(&rogue, &[0x0a])).unwrap();
+    assert!(enroll::add_crl(b.dir.path(), &bogus).is_err());
+    let good = b.dir.path().join("piv.crl");
+    std::fs::write(&good, crl(&piv, &[0x0a, 0x0b])).unwrap();
+    assert_eq!(enroll::add_crl(b.dir.path(), &good).unwrap(), 2);
+    let r = b
+        .client
+        .call(|c| request(&cert_b, &card, c, 2, &dev))
+        .unwrap();
+    assert!(
+        matches!(r.body, ResponseBody::Error { ref message } if message.contains("revoked")),
+        "{:?}",
+        r.body
+    );
+    assert!(
+        matches!(activate(), ResponseBody::Revoked),
+        "a device derived from a revoked PIV certificate"
+    );
+}
