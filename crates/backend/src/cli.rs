@@ -17,12 +17,16 @@ dcred-backend: guards the key-wrapping keys of derived credentials.
 USAGE:
   dcred-backend init  --data DIR [--name HOST]... [--piv-anchor CERT]...
                       [--master-key URI --mac-key URI --ca-key URI]
+                      [--tls-cert CHAIN --tls-key KEY --tls-ca CA]
+                      [--issuing-ca-cert CERT --issuing-ca-key KEY]
       Creates DIR (mode 0700) with the database, the master and MAC keys, a TLS CA
       and a server certificate for HOST names (default: localhost and 127.0.0.1).
       Clients trust DIR/tls-ca.cert.pem. Also creates the CA that issues derived
       certificates. Never overwrites existing keys. With the three PKCS#11 URIs
       (pkcs11:token=T;object=O?module-path=LIB&pin-value=PIN or pin-source=file:F)
       the master, MAC and CA keys live in that token (generated there if missing).
+      --tls-* import a TLS identity (server chain, key, and the CA clients trust)
+      and --issuing-ca-* an issuing CA, instead of generating them (PEM files).
   dcred-backend piv-anchor add --data DIR CERT
       Trust CERT (PEM or DER) as an issuer of PIV Authentication certificates.
   dcred-backend piv-crl add --data DIR CRL
@@ -75,6 +79,8 @@ struct Args {
     names: Vec<String>,
     anchors: Vec<PathBuf>,
     hsm: [Option<String>; 3],
+    tls_import: [Option<PathBuf>; 3],
+    ca_import: [Option<PathBuf>; 2],
     user: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
@@ -90,6 +96,8 @@ fn parse(args: &[String]) -> Result<Args> {
         names: Vec::new(),
         anchors: Vec::new(),
         hsm: [None, None, None],
+        tls_import: [None, None, None],
+        ca_import: [None, None],
         user: None,
         cert: None,
         key: None,
@@ -112,6 +120,11 @@ fn parse(args: &[String]) -> Result<Args> {
             "--master-key" => a.hsm[0] = Some(value()?),
             "--mac-key" => a.hsm[1] = Some(value()?),
             "--ca-key" => a.hsm[2] = Some(value()?),
+            "--tls-cert" => a.tls_import[0] = Some(PathBuf::from(value()?)),
+            "--tls-key" => a.tls_import[1] = Some(PathBuf::from(value()?)),
+            "--tls-ca" => a.tls_import[2] = Some(PathBuf::from(value()?)),
+            "--issuing-ca-cert" => a.ca_import[0] = Some(PathBuf::from(value()?)),
+            "--issuing-ca-key" => a.ca_import[1] = Some(PathBuf::from(value()?)),
             "--user" => a.user = Some(PathBuf::from(value()?)),
             "--cert" => a.cert = Some(PathBuf::from(value()?)),
             "--key" => a.key = Some(PathBuf::from(value()?)),
@@ -157,7 +170,30 @@ fn run(args: Vec<String>) -> Result<()> {
                     ))
                 }
             };
-            init_with(data(&a)?, &a.names, hsm)?;
+            let tls = match &a.tls_import {
+                [Some(c), Some(k), Some(ca)] => Some([c.clone(), k.clone(), ca.clone()]),
+                [None, None, None] => None,
+                _ => {
+                    return Err(Error::Usage(
+                        "--tls-cert, --tls-key and --tls-ca go together".into(),
+                    ))
+                }
+            };
+            let ca = match &a.ca_import {
+                [Some(c), Some(k)] if hsm.is_none() => Some([c.clone(), k.clone()]),
+                [None, None] => None,
+                [Some(_), Some(_)] => {
+                    return Err(Error::Usage(
+                        "an imported issuing CA key is a file; it cannot go with --ca-key".into(),
+                    ))
+                }
+                _ => {
+                    return Err(Error::Usage(
+                        "--issuing-ca-cert and --issuing-ca-key go together".into(),
+                    ))
+                }
+            };
+            init_full(data(&a)?, &a.names, hsm, Import { tls, ca })?;
             for f in &a.anchors {
                 let name = crate::enroll::add_anchor(data(&a)?, f)?;
                 eprintln!("dcred-backend: PIV trust anchor {name} added");
@@ -194,8 +230,27 @@ pub fn init(dir: &Path, names: &[String]) -> Result<()> {
     init_with(dir, names, None)
 }
 
+/// Identities to import at `init` instead of generating them.
+#[derive(Debug, Default)]
+pub struct Import {
+    /// TLS server chain, key, and the CA clients trust (PEM).
+    pub tls: Option<[PathBuf; 3]>,
+    /// Issuing CA certificate and key (PEM).
+    pub ca: Option<[PathBuf; 2]>,
+}
+
 /// Create the data directory; the master, MAC and CA keys in files or in an HSM.
 pub fn init_with(dir: &Path, names: &[String], hsm: Option<crate::keys::HsmConfig>) -> Result<()> {
+    init_full(dir, names, hsm, Import::default())
+}
+
+/// Create the data directory, importing the given identities.
+pub fn init_full(
+    dir: &Path,
+    names: &[String],
+    hsm: Option<crate::keys::HsmConfig>,
+    import: Import,
+) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -218,6 +273,39 @@ pub fn init_with(dir: &Path, names: &[String], hsm: Option<crate::keys::HsmConfi
     } else {
         names.to_vec()
     };
+    match import.tls {
+        Some([chain, key, ca]) => {
+            let c = CertificateDer::pem_file_iter(&chain)
+                .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| Error::Usage(format!("{}: {e}", chain.display())))?;
+            let k = PrivateKeyDer::from_pem_file(&key)
+                .map_err(|e| Error::Usage(format!("{}: {e}", key.display())))?;
+            CertificateDer::from_pem_file(&ca)
+                .map_err(|e| Error::Usage(format!("{}: {e}", ca.display())))?;
+            // rustls refuses a key that does not match the certificate.
+            crate::server::tls_config(c, k)?;
+            write_private(&dir.join(TLS_CERT), &std::fs::read(&chain)?)?;
+            write_private(&dir.join(TLS_KEY), &std::fs::read(&key)?)?;
+            write_private(&dir.join(TLS_CA_CERT), &std::fs::read(&ca)?)?;
+        }
+        None => generate_tls(dir, names)?,
+    }
+    match import.ca {
+        Some([cert, key]) => crate::enroll::import_issuing_ca(dir, &cert, &key)?,
+        None => crate::enroll::IssuingCa::create(dir, issuing_key)?,
+    }
+    let store = Store::open(&dir.join(DB_FILE))?;
+    store.audit(None, "init", "")?;
+    eprintln!(
+        "dcred-backend: initialised {} (schema {}); clients trust {}",
+        dir.display(),
+        store.schema_version()?,
+        dir.join(TLS_CA_CERT).display()
+    );
+    Ok(())
+}
+
+fn generate_tls(dir: &Path, names: Vec<String>) -> Result<()> {
     let tls = |e: rcgen::Error| Error::Tls(e.to_string());
     let ca_key = rcgen::KeyPair::generate().map_err(tls)?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
@@ -242,15 +330,6 @@ pub fn init_with(dir: &Path, names: &[String], hsm: Option<crate::keys::HsmConfi
     write_private(&dir.join(TLS_CA_CERT), ca_cert.pem().as_bytes())?;
     write_private(&dir.join(TLS_KEY), key.serialize_pem().as_bytes())?;
     write_private(&dir.join(TLS_CERT), cert.pem().as_bytes())?;
-    crate::enroll::IssuingCa::create(dir, issuing_key)?;
-    let store = Store::open(&dir.join(DB_FILE))?;
-    store.audit(None, "init", "")?;
-    eprintln!(
-        "dcred-backend: initialised {} (schema {}); clients trust {}",
-        dir.display(),
-        store.schema_version()?,
-        dir.join(TLS_CA_CERT).display()
-    );
     Ok(())
 }
 
@@ -305,8 +384,9 @@ fn escrow(a: &Args) -> Result<()> {
 }
 
 /// Read the TLS identity.
-pub fn identity(dir: &Path) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
-    let cert = CertificateDer::from_pem_file(dir.join(TLS_CERT))
+pub fn identity(dir: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let cert = CertificateDer::pem_file_iter(dir.join(TLS_CERT))
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
         .map_err(|e| Error::Tls(format!("{}: {e}", TLS_CERT)))?;
     let key = PrivateKeyDer::from_pem_file(dir.join(TLS_KEY))
         .map_err(|e| Error::Tls(format!("{}: {e}", TLS_KEY)))?;

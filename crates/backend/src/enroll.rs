@@ -475,7 +475,11 @@ impl IssuingCa {
             POLICY_DERIVED_PIV_AUTH
         };
         p.custom_extensions.push(policies_extension(policy)?);
-        let issuer = rcgen::Issuer::new(ca_params().map_err(|_| Rejected("CA".into()))?, &self.key);
+        // The issuer's name and key identifier come from the CA certificate itself,
+        // so an imported CA issues exactly as a generated one.
+        let ca_der = rustls::pki_types::CertificateDer::from(self.cert_der.as_slice());
+        let issuer = rcgen::Issuer::from_ca_cert_der(&ca_der, &self.key)
+            .map_err(|e| Rejected(format!("issuing CA certificate: {e}")))?;
         let cert = p.signed_by(&key, &issuer).map_err(fail)?;
         Ok(cert.der().to_vec())
     }
@@ -537,6 +541,31 @@ pub fn add_crl(dir: &Path, file: &Path) -> Result<usize> {
     std::fs::create_dir_all(dir.join(CRL_DIR))?;
     write_private(&dir.join(CRL_DIR).join(format!("{name}.crl")), &der)?;
     Ok(n)
+}
+
+/// Import an issuing CA (certificate and PKCS#8 PEM key, files) into `dir`,
+/// after checking that they belong together.
+pub fn import_issuing_ca(dir: &Path, cert: &Path, key: &Path) -> Result<()> {
+    let cert_der = rustls::pki_types::CertificateDer::from_pem_file(cert)
+        .map_err(|e| Error::Usage(format!("{}: {e}", cert.display())))?;
+    let pem = std::fs::read_to_string(key)?;
+    let kp = rcgen::KeyPair::from_pem(&pem)
+        .map_err(|e| Error::Usage(format!("{}: {e}", key.display())))?;
+    let c = Certificate::from_der(cert_der.as_ref())
+        .map_err(|e| Error::Usage(format!("{}: {e}", cert.display())))?;
+    let cert_key = c
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes();
+    if cert_key != rcgen::PublicKeyData::der_bytes(&kp) {
+        return Err(Error::Usage(
+            "the issuing CA key does not belong to its certificate".into(),
+        ));
+    }
+    write_private(&dir.join(ISSUING_KEY), kp.serialize_pem().as_bytes())?;
+    write_private(&dir.join(ISSUING_CERT), std::fs::read(cert)?.as_slice())?;
+    Ok(())
 }
 
 /// Copy a PIV trust anchor into the data directory.

@@ -24,7 +24,7 @@ pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(15);
 
 /// TLS server configuration: TLS 1.3 only, our ALPN, ring provider.
 pub fn tls_config(
-    cert: CertificateDer<'static>,
+    chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -32,7 +32,7 @@ pub fn tls_config(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
+        .with_single_cert(chain, key)
         .map_err(|e| Error::Tls(e.to_string()))?;
     cfg.alpn_protocols = vec![dcred_protocol::ALPN.to_vec()];
     Ok(cfg)
@@ -50,12 +50,16 @@ impl Server {
     /// Bind to `addr`.
     pub async fn bind(
         addr: SocketAddr,
-        cert: CertificateDer<'static>,
+        chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
         service: Arc<Service>,
     ) -> Result<Server> {
-        let cert_der = Arc::new(cert.as_ref().to_vec());
-        let cfg = tls_config(cert, key)?;
+        // The challenge binds the end-entity certificate, the first of the chain.
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Error::Tls("empty certificate chain".into()))?;
+        let cert_der = Arc::new(leaf.as_ref().to_vec());
+        let cfg = tls_config(chain, key)?;
         let listener = TcpListener::bind(addr).await?;
         Ok(Server {
             listener,

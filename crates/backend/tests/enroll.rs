@@ -316,3 +316,104 @@ fn a_crl_refuses_enrollment_and_activation_of_revoked_piv_certificates() {
         "a device derived from a revoked PIV certificate"
     );
 }
+
+#[test]
+fn init_imports_a_given_tls_identity_and_issuing_ca() {
+    use dcred_backend::cli;
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let f = |name: &str, text: &str| {
+        let p = files.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // a TLS CA and a server certificate for 127.0.0.1 made elsewhere
+    let tls_ca = pki("Corporate TLS CA");
+    let server_key = KeyPair::generate().unwrap();
+    let mut sp = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    sp.distinguished_name
+        .push(DnType::CommonName, "backend.example");
+    let server = sp
+        .signed_by(
+            &server_key,
+            &Issuer::new(tls_ca.ca_params.clone(), &tls_ca.ca_key),
+        )
+        .unwrap();
+    // an issuing CA made elsewhere
+    let issuing = pki("Corporate Derived Credential CA");
+    let wrong_key = KeyPair::generate().unwrap();
+    let mismatched = cli::init_full(
+        &dir.path().join("x"),
+        &[],
+        None,
+        cli::Import {
+            tls: None,
+            ca: Some([
+                f("ica.pem", &issuing.ca_pem),
+                f("wrong.key", &wrong_key.serialize_pem()),
+            ]),
+        },
+    );
+    assert!(
+        mismatched.is_err(),
+        "a key that does not match its certificate is refused"
+    );
+    cli::init_full(
+        dir.path(),
+        &[],
+        None,
+        cli::Import {
+            tls: Some([
+                f("server.pem", &server.pem()),
+                f("server.key", &server_key.serialize_pem()),
+                f("tls-ca.pem", &tls_ca.ca_pem),
+            ]),
+            ca: Some([
+                f("ica.pem", &issuing.ca_pem),
+                f("ica.key", &issuing.ca_key.serialize_pem()),
+            ]),
+        },
+    )
+    .unwrap();
+    let piv = pki("Test PIV CA");
+    let anchor = f("piv-ca.pem", &piv.ca_pem);
+    enroll::add_anchor(dir.path(), &anchor).unwrap();
+    // the client trusts the imported TLS CA (common::serve reads it from the data dir)
+    let b = common::serve(dir, 10);
+    let card = KeyPair::generate().unwrap();
+    let cert = leaf(&piv, "Jane Doe", &card, 30);
+    let dev = DeviceKey::regenerate(b"24680135", b"salt", 10);
+    let r = b
+        .client
+        .call(|c| request(&cert, &card, c, 7, &dev))
+        .unwrap();
+    let ResponseBody::Enrolled(e) = r.body else {
+        panic!("{:?}", r.body)
+    };
+    let issued = x509_cert::Certificate::from_der(&e.auth_cert.0).unwrap();
+    let ca = x509_cert::Certificate::from_der(&e.ca_cert.0).unwrap();
+    let cn = ca
+        .tbs_certificate()
+        .subject()
+        .common_name()
+        .unwrap()
+        .unwrap()
+        .value()
+        .into_owned();
+    assert_eq!(cn, "Corporate Derived Credential CA");
+    assert_eq!(
+        issued.tbs_certificate().issuer(),
+        ca.tbs_certificate().subject()
+    );
+    let key = ca
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key)
+        .verify(
+            &issued.tbs_certificate().to_der().unwrap(),
+            issued.signature().raw_bytes(),
+        )
+        .expect("signed by the imported issuing CA");
+}
