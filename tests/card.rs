@@ -427,3 +427,102 @@ fn forked_child_initialises_again() {
     );
     p.get_token_info(slot).expect("parent unaffected");
 }
+
+#[test]
+#[ignore = "needs the virtual card: run scripts/test.sh"]
+fn a_derived_login_waiting_on_the_back_end_blocks_no_other_slot() {
+    use dcred_protocol::credential::{BackendRef, Credential, KeyEntry, Protocredential, Role};
+    use dcred_protocol::messages::Bytes;
+    let _g = serial();
+    require_env();
+    // a back-end that accepts connections and never answers
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    // a credential that points at it (its key is never unwrapped)
+    let dir = std::env::temp_dir().join(format!("dcred-stall-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pki = std::env::var("DCRED_TEST_PKI").unwrap();
+    let pem = std::fs::read_to_string(format!("{pki}/9a.cert.pem")).unwrap();
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let cert_der = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    };
+    let cred = Credential {
+        version: dcred_protocol::credential::FORMAT_VERSION,
+        id: "57a115".repeat(5) + "00",
+        label: "stalled back-end".into(),
+        backend: BackendRef {
+            address: addr.to_string(),
+            trust_anchor: Bytes(cert_der.clone()),
+        },
+        protocredential: Protocredential {
+            handle: Bytes(vec![1; 32]),
+            salt: Bytes(vec![2; 32]),
+            kdf: "pbkdf2-hmac-sha256".into(),
+            iterations: 1000,
+        },
+        ca_cert: Bytes(vec![]),
+        keys: vec![KeyEntry {
+            role: Role::Authentication,
+            cert: Bytes(cert_der),
+            wrapped_key: Bytes(vec![0; 40]),
+        }],
+    };
+    cred.write(&dir.join("credentials")).unwrap();
+    std::fs::write(dir.join("dcred.toml"), "backend_timeout_ms = 3000\n").unwrap();
+    let old_data = std::env::var_os("DCRED_DATA_DIR");
+    std::env::set_var("DCRED_DATA_DIR", &dir);
+    std::env::set_var("DCRED_CONFIG", dir.join("dcred.toml"));
+    let p = init();
+    let derived = p
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| p.get_token_info(*s).unwrap().label() == "stalled back-end")
+        .expect("the derived slot");
+    let waiting = {
+        let p = p.0.clone();
+        std::thread::spawn(move || {
+            let s = p.open_ro_session(derived).unwrap();
+            let t = Instant::now();
+            let r = s.login(UserType::User, Some(&AuthPin::new("24681357".into())));
+            (r, t.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    // meanwhile the card slot logs in and signs
+    let t = Instant::now();
+    let s = login(&p);
+    let key = object(&s, ObjectClass::PRIVATE_KEY, 1);
+    for _ in 0..3 {
+        s.sign(&Mechanism::Sha256RsaPkcs, key, b"while the back-end stalls")
+            .unwrap();
+    }
+    let card_time = t.elapsed();
+    assert!(!waiting.is_finished(), "the derived login is still waiting");
+    let (r, waited) = waiting.join().unwrap();
+    assert_eq!(rv(r.unwrap_err()), RvError::DeviceError);
+    eprintln!("card slot: login + 3 signatures in {card_time:?} while the derived login waited {waited:?}");
+    assert!(card_time < Duration::from_secs(2), "{card_time:?}");
+    assert!(
+        waited >= Duration::from_millis(2500) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    drop(s);
+    drop(p);
+    match old_data {
+        Some(v) => std::env::set_var("DCRED_DATA_DIR", v),
+        None => std::env::remove_var("DCRED_DATA_DIR"),
+    }
+    std::env::remove_var("DCRED_CONFIG");
+    let _ = std::fs::remove_dir_all(&dir);
+}
