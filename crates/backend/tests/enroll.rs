@@ -8,7 +8,7 @@ mod common;
 use dcred_backend::enroll;
 use dcred_protocol::messages::{Bytes, EnrollRequest, PivSigAlg, RequestBody, ResponseBody};
 use dcred_protocol::DeviceKey;
-use der::{Decode, Encode};
+use der::Decode;
 use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 struct Pki {
@@ -122,15 +122,7 @@ fn enrollment_issues_certificates_delivers_escrow_and_activates() {
         let policies =
             x509_cert::ext::pkix::CertificatePolicies::from_der(pol.extn_value.as_bytes()).unwrap();
         assert_eq!(policies.0[0].policy_identifier.to_string(), policy);
-        let tbs = c.tbs_certificate().to_der().unwrap();
-        let ca_key = ca
-            .tbs_certificate()
-            .subject_public_key_info()
-            .subject_public_key
-            .raw_bytes();
-        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, ca_key)
-            .verify(&tbs, c.signature().raw_bytes())
-            .expect("signed by the issuing CA");
+        common::assert_signed_by(der, &e.ca_cert.0);
     }
     // escrow: current first, then the retired one, with their private keys
     assert_eq!(e.key_management.len(), 2);
@@ -204,14 +196,7 @@ fn enrollment_refuses_foreign_expired_and_replayed_proofs() {
     assert!(m.contains("does not verify"), "{m}");
     // nothing was registered by the refusals
     assert!(b.service.store.list().unwrap().is_empty());
-    let events: Vec<String> = b
-        .service
-        .store
-        .audit_log()
-        .unwrap()
-        .into_iter()
-        .map(|e| e.2)
-        .collect();
+    let events = common::audit_events(&b);
     assert!(
         events.iter().filter(|e| *e == "enroll-refused").count() >= 4,
         "{events:?}"
@@ -405,15 +390,5 @@ fn init_imports_a_given_tls_identity_and_issuing_ca() {
         issued.tbs_certificate().issuer(),
         ca.tbs_certificate().subject()
     );
-    let key = ca
-        .tbs_certificate()
-        .subject_public_key_info()
-        .subject_public_key
-        .raw_bytes();
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key)
-        .verify(
-            &issued.tbs_certificate().to_der().unwrap(),
-            issued.signature().raw_bytes(),
-        )
-        .expect("signed by the imported issuing CA");
+    common::assert_signed_by(&e.auth_cert.0, &e.ca_cert.0);
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use dcred_backend::{cli, enroll, keys};
 use dcred_protocol::messages::{Bytes, EnrollRequest, PivSigAlg, RequestBody, ResponseBody};
 use dcred_protocol::DeviceKey;
-use der::{Decode, Encode};
+
 use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData, SigningKey};
 
 fn fixture(dir: &Path) -> keys::HsmConfig {
@@ -116,24 +116,8 @@ fn keys_in_softhsm_activation_counting_and_enrollment() {
     let ResponseBody::Enrolled(e) = r.body else {
         panic!("{:?}", r.body)
     };
-    let ca = x509_cert::Certificate::from_der(&e.ca_cert.0).unwrap();
-    let cert = x509_cert::Certificate::from_der(&e.auth_cert.0).unwrap();
-    let ca_point = ca
-        .tbs_certificate()
-        .subject_public_key_info()
-        .subject_public_key
-        .raw_bytes();
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, ca_point)
-        .verify(
-            &cert.tbs_certificate().to_der().unwrap(),
-            cert.signature().raw_bytes(),
-        )
-        .expect("derived certificate signed by the CA key in the token");
-    // and the CA certificate itself is self-signed by that key
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, ca_point)
-        .verify(
-            &ca.tbs_certificate().to_der().unwrap(),
-            ca.signature().raw_bytes(),
-        )
-        .expect("CA certificate self-signed in the token");
+    // the derived certificate is signed by the CA key in the token, and the CA
+    // certificate itself is self-signed by it
+    common::assert_signed_by(&e.auth_cert.0, &e.ca_cert.0);
+    common::assert_signed_by(&e.ca_cert.0, &e.ca_cert.0);
 }

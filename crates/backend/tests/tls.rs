@@ -232,14 +232,7 @@ fn admin_commands_lock_unlock_revoke_and_audit() {
         2,
         "unknown id"
     );
-    let events: Vec<String> = b
-        .service
-        .store
-        .audit_log()
-        .unwrap()
-        .into_iter()
-        .map(|e| e.2)
-        .collect();
+    let events = common::audit_events(&b);
     for e in [
         "register",
         "admin-lock",

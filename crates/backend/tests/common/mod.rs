@@ -60,3 +60,36 @@ pub fn serve(dir: tempfile::TempDir, lock_limit: u32) -> Backend {
 pub fn start(lock_limit: u32) -> Backend {
     start_with(lock_limit, |_| {})
 }
+
+/// The audit log's event names, oldest first.
+pub fn audit_events(b: &Backend) -> Vec<String> {
+    b.service
+        .store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.2)
+        .collect()
+}
+
+/// Assert that `cert` (DER) is signed by the P-256 key of `ca` (DER).
+pub fn assert_signed_by(cert: &[u8], ca: &[u8]) {
+    use der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(cert).unwrap();
+    let ca = x509_cert::Certificate::from_der(ca).unwrap();
+    assert_eq!(
+        cert.tbs_certificate().issuer(),
+        ca.tbs_certificate().subject()
+    );
+    let key = ca
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key)
+        .verify(
+            &cert.tbs_certificate().to_der().unwrap(),
+            cert.signature().raw_bytes(),
+        )
+        .expect("signed by the CA");
+}
