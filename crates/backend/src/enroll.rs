@@ -452,8 +452,8 @@ impl IssuingCa {
         let key = external_key(spki_der)?;
         let fail = |e: rcgen::Error| Rejected(format!("certificate issuance: {e}"));
         let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, piv.common_name.clone());
+        // The subject is the PIV certificate's, attribute by attribute.
+        p.distinguished_name = distinguished_name(piv.cert.tbs_certificate().subject());
         p.not_before = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
         // SP 800-157: the derived credential does not outlive the PIV credential.
         p.not_after = time::OffsetDateTime::from_unix_timestamp(piv.not_after)
@@ -483,6 +483,29 @@ impl IssuingCa {
         let cert = p.signed_by(&key, &issuer).map_err(fail)?;
         Ok(cert.der().to_vec())
     }
+}
+
+/// An rcgen distinguished name with the attributes of an X.509 Name, in order
+/// and with their string types (PrintableString stays PrintableString).
+fn distinguished_name(name: &x509_cert::name::Name) -> rcgen::DistinguishedName {
+    use der::{Tag, Tagged};
+    let mut dn = rcgen::DistinguishedName::new();
+    for atv in name.iter() {
+        let oid: Vec<u64> = atv.oid.arcs().map(u64::from).collect();
+        let ty = rcgen::DnType::from_oid(&oid);
+        let text = String::from_utf8_lossy(atv.value.value()).into_owned();
+        let value = match atv.value.tag() {
+            Tag::PrintableString => rcgen::string::PrintableString::try_from(text.clone())
+                .map(rcgen::DnValue::PrintableString)
+                .unwrap_or(rcgen::DnValue::Utf8String(text)),
+            Tag::Ia5String => rcgen::string::Ia5String::try_from(text.clone())
+                .map(rcgen::DnValue::Ia5String)
+                .unwrap_or(rcgen::DnValue::Utf8String(text)),
+            _ => rcgen::DnValue::Utf8String(text),
+        };
+        dn.push(ty, value);
+    }
+    dn
 }
 
 /// certificatePolicies with one policy OID, encoded by x509-cert.

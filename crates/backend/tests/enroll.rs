@@ -32,6 +32,11 @@ fn pki(name: &str) -> Pki {
 
 fn leaf(pki: &Pki, cn: &str, key: &KeyPair, days: i64) -> Vec<u8> {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CountryName, "US");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "U.S. Government");
+    p.distinguished_name
+        .push(DnType::OrganizationalUnitName, "Test Agency");
     p.distinguished_name.push(DnType::CommonName, cn);
     p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
     p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
@@ -97,6 +102,20 @@ fn enrollment_issues_certificates_delivers_escrow_and_activates() {
     let ResponseBody::Enrolled(e) = r.body else {
         panic!("{:?}", r.body)
     };
+    // the derived certificates carry the PIV certificate's whole subject
+    let piv_subject = x509_cert::Certificate::from_der(&piv_cert)
+        .unwrap()
+        .tbs_certificate()
+        .subject()
+        .clone();
+    for der in [&e.auth_cert.0, &e.sign_cert.0] {
+        let c = x509_cert::Certificate::from_der(der).unwrap();
+        assert_eq!(
+            c.tbs_certificate().subject(),
+            &piv_subject,
+            "full DN copied"
+        );
+    }
     // the derived certificates chain to the issuing CA and carry the subject and policy
     let ca = x509_cert::Certificate::from_der(&e.ca_cert.0).unwrap();
     for (der, policy) in [
