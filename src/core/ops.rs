@@ -72,7 +72,9 @@ enum ToSign {
     EcHash(Vec<u8>),
 }
 
-fn prepare_sign(op: &mut Operation, k: &KeyInfo, data: &[u8]) -> Result<ToSign> {
+/// What the signature covers before encoding: the message hash for hashing
+/// mechanisms, else the caller's data (a hash or a DigestInfo).
+fn message_input(op: &mut Operation, data: &[u8]) -> Vec<u8> {
     let msg_hash = match op.hasher.take() {
         Some(mut h) => {
             h.update(data);
@@ -89,6 +91,12 @@ fn prepare_sign(op: &mut Operation, k: &KeyInfo, data: &[u8]) -> Result<ToSign> 
         }
         None => data.to_vec(),
     };
+    input
+}
+
+/// Encode the input for the token's raw primitive.
+fn prepare_sign(op: &Operation, k: &KeyInfo, input: &[u8]) -> Result<ToSign> {
+    let input = input.to_vec();
     let kl = k.public.modulus_len();
     Ok(match &op.mech {
         Mech::RsaPkcs => ToSign::RsaBlock(padding::pkcs1_type1(&input, kl)?),
@@ -251,7 +259,17 @@ impl Module {
             return Err(Error::UserNotLoggedIn);
         }
         let pin = op.context_pin.take();
-        let r = prepare_sign(&mut op, &k, data.unwrap_or(&[])).and_then(|t| match t {
+        let input = message_input(&mut op, data.unwrap_or(&[]));
+        // Software RSA keys sign in their crypto library (no raw RSA there).
+        if op.mech.is_rsa() {
+            if let Some(r) = l.token.rsa_sign(&k, &op.mech, &input) {
+                if let Err(err) = &r {
+                    self.note_error(&e.slot, err);
+                }
+                return r.map(|v| Out::Data(Zeroizing::new(v)));
+            }
+        }
+        let r = prepare_sign(&op, &k, &input).and_then(|t| match t {
             ToSign::RsaBlock(b) => l.token.rsa_private(&k, &b, pin.as_deref().map(|p| &p[..])),
             ToSign::EcHash(hh) => l
                 .token

@@ -69,6 +69,20 @@ pub trait Token: Send + Sync {
     /// ECDH with the peer's uncompressed point; returns the shared X coordinate.
     fn ecdh(&self, key: &KeyInfo, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
 
+    /// Sign with an RSA key in one step, for tokens whose crypto library does
+    /// the encoding itself (software keys). `input` is the message hash for
+    /// hashing mechanisms, else the caller's data (hash for PSS, DigestInfo
+    /// for `CKM_RSA_PKCS`). `None`: use [`Token::rsa_private`] on a block the
+    /// core encodes.
+    fn rsa_sign(
+        &self,
+        _key: &KeyInfo,
+        _mech: &super::Mech,
+        _input: &[u8],
+    ) -> Option<Result<Vec<u8>>> {
+        None
+    }
+
     /// Decrypt and unpad in one step, for tokens whose crypto library does the
     /// padding itself (software keys). `None`: use [`Token::rsa_private`] and
     /// the core's constant-time unpadding.

@@ -24,7 +24,10 @@ use crate::crypto::{HashAlg, PublicKey};
 enum SoftKey {
     P256(p256::SecretKey),
     P384(p384::SecretKey),
-    Rsa(aws_lc_rs::rsa::PrivateDecryptingKey),
+    Rsa {
+        dec: aws_lc_rs::rsa::PrivateDecryptingKey,
+        sign: aws_lc_rs::rsa::KeyPair,
+    },
 }
 
 /// A derived credential in a slot.
@@ -118,10 +121,12 @@ impl SoftToken {
             } else if let Ok(k) = p384::SecretKey::from_pkcs8_der(&pkcs8) {
                 SoftKey::P384(k)
             } else {
-                SoftKey::Rsa(
-                    aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pkcs8)
+                let bad = |_| Error::DeviceError("unsupported stored key".into());
+                SoftKey::Rsa {
+                    dec: aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pkcs8).map_err(bad)?,
+                    sign: aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8)
                         .map_err(|_| Error::DeviceError("unsupported stored key".into()))?,
-                )
+                }
             };
             keys.push((entry.role.ck_id(), key));
         }
@@ -265,7 +270,7 @@ impl Token for SoftToken {
         ct: &[u8],
     ) -> Option<Result<Zeroizing<Vec<u8>>>> {
         Some(self.with_key(key, |k| {
-            let SoftKey::Rsa(rsa) = k else {
+            let SoftKey::Rsa { dec: rsa, .. } = k else {
                 return Err(Error::KeyTypeInconsistent);
             };
             let mut out = Zeroizing::new(vec![0u8; ct.len()]);
@@ -307,6 +312,64 @@ impl Token for SoftToken {
         }))
     }
 
+    fn rsa_sign(&self, key: &KeyInfo, mech: &Mech, input: &[u8]) -> Option<Result<Vec<u8>>> {
+        use aws_lc_rs::digest;
+        use aws_lc_rs::signature::{
+            RsaEncoding, RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PKCS1_SHA512, RSA_PSS_SHA256,
+            RSA_PSS_SHA384, RSA_PSS_SHA512,
+        };
+        let pkcs1 = |h: HashAlg| -> Result<(&'static dyn RsaEncoding, &'static digest::Algorithm)> {
+            Ok(match h {
+                HashAlg::Sha256 => (&RSA_PKCS1_SHA256, &digest::SHA256),
+                HashAlg::Sha384 => (&RSA_PKCS1_SHA384, &digest::SHA384),
+                HashAlg::Sha512 => (&RSA_PKCS1_SHA512, &digest::SHA512),
+                _ => return Err(Error::MechanismInvalid(CKM_SHA1_RSA_PKCS)),
+            })
+        };
+        Some(self.with_key(key, |k| {
+            let SoftKey::Rsa { sign, .. } = k else {
+                return Err(Error::KeyTypeInconsistent);
+            };
+            let (enc, alg, hash): (&'static dyn RsaEncoding, _, &[u8]) = match mech {
+                Mech::HashRsaPkcs(h) => {
+                    let (e, a) = pkcs1(*h)?;
+                    (e, a, input)
+                }
+                Mech::RsaPkcs => {
+                    // The caller's DigestInfo names the hash.
+                    let h = [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512]
+                        .into_iter()
+                        .find(|h| {
+                            input.len() == h.digest_info_prefix().len() + h.output_len()
+                                && input.starts_with(h.digest_info_prefix())
+                        })
+                        .ok_or(Error::DataInvalid)?;
+                    let (e, a) = pkcs1(h)?;
+                    (e, a, &input[h.digest_info_prefix().len()..])
+                }
+                Mech::RsaPss { hash, mgf, salt_len, .. } => {
+                    if mgf != hash || *salt_len != hash.output_len() {
+                        return Err(Error::MechanismParamInvalid(
+                            "software RSA-PSS keys sign with MGF1 of the same hash and a hash-length salt",
+                        ));
+                    }
+                    match hash {
+                        HashAlg::Sha256 => (&RSA_PSS_SHA256 as &dyn RsaEncoding, &digest::SHA256, input),
+                        HashAlg::Sha384 => (&RSA_PSS_SHA384 as &dyn RsaEncoding, &digest::SHA384, input),
+                        HashAlg::Sha512 => (&RSA_PSS_SHA512 as &dyn RsaEncoding, &digest::SHA512, input),
+                        _ => return Err(Error::MechanismParamInvalid("PSS hash")),
+                    }
+                }
+                _ => return Err(Error::MechanismInvalid(CKM_RSA_X_509)),
+            };
+            let d = digest::Digest::import_less_safe(hash, alg).map_err(|_| Error::DataLenRange)?;
+            let mut sig = vec![0u8; sign.public_modulus_len()];
+            sign.sign_digest(enc, &d, &mut sig)
+                .map_err(|_| Error::FunctionFailed("RSA signature".into()))?;
+            Ok(sig)
+        }))
+    }
+
     fn ecdsa_sign(&self, key: &KeyInfo, hash: &[u8], _pin: Option<&[u8]>) -> Result<Vec<u8>> {
         use signature::hazmat::PrehashSigner;
         self.with_key(key, |k| match k {
@@ -322,7 +385,7 @@ impl Token for SoftToken {
                     .map_err(|_| Error::DataInvalid)?;
                 Ok(s.to_bytes().to_vec())
             }
-            SoftKey::Rsa(_) => Err(Error::KeyTypeInconsistent),
+            SoftKey::Rsa { .. } => Err(Error::KeyTypeInconsistent),
         })
     }
 
@@ -340,7 +403,7 @@ impl Token for SoftToken {
                 let z = p384::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(z.raw_secret_bytes().to_vec()))
             }
-            SoftKey::Rsa(_) => Err(Error::KeyTypeInconsistent),
+            SoftKey::Rsa { .. } => Err(Error::KeyTypeInconsistent),
         })
     }
 }

@@ -136,6 +136,8 @@ start_backend "$ADDR" || bad "backend restart"
 "$BIN/dcred" change-pin "$ID" --pin-file "$W/pins-back" >"$W/last.log" 2>&1 || bad "PIN back to 24681357"
 "$BIN/dcred" remove "$SECOND" >"$W/last.log" 2>&1 && [ "$(ls "$DCRED_DATA_DIR"/credentials/*.json | wc -l)" = 1 ] &&
   ok "dcred remove deletes the second credential" || bad "dcred remove"
+# A credential with RSA-2048 derived keys (signed in software by aws-lc-rs)
+enroll "$W/pin" --key-type rsa2048 --label "rsa derived" >"$W/last.log" 2>&1 && ok "dcred enroll --key-type rsa2048" || bad "RSA enrollment"
 
 # --- The derived slot through the module (pkcs11-tool + openssl) -------------------------
 P11=(pkcs11-tool --module "$MODULE")
@@ -164,6 +166,23 @@ ddecrypt "escrowed current key-management key decrypts (RSA-PKCS)" 03 "$W/pki/9d
 ddecrypt "escrowed current key decrypts (OAEP SHA-256)" 03 "$W/pki/9d.cert.pem" RSA-PKCS-OAEP \
   "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256" "--hash-algorithm SHA256 --mgf MGF1-SHA256"
 ddecrypt "escrowed retired key decrypts (RSA-PKCS)" 05 "$W/pki/82.cert.pem" RSA-PKCS "" ""
+RL=("${P11[@]}" --token-label "rsa derived" --login --pin 24681357)
+"${RL[@]}" --read-object --type cert --id 01 -o "$W/rauth.der" >"$W/last.log" 2>&1
+openssl x509 -inform DER -in "$W/rauth.der" -pubkey -noout >"$W/rauth.pub" 2>>"$W/last.log"
+if "${RL[@]}" --sign -m SHA256-RSA-PKCS --id 01 -i "$W/msgdata" -o "$W/sig" >>"$W/last.log" 2>&1 &&
+  openssl dgst -sha256 -verify "$W/rauth.pub" -signature "$W/sig" "$W/msgdata" >>"$W/last.log" 2>&1; then
+  ok "RSA derived key: SHA256-RSA-PKCS verified by openssl"; else bad "RSA derived SHA256-RSA-PKCS"; fi
+if "${RL[@]}" --sign -m SHA384-RSA-PKCS-PSS --mgf MGF1-SHA384 --id 01 -i "$W/msgdata" -o "$W/sig" >"$W/last.log" 2>&1 &&
+  openssl dgst -sha384 -verify "$W/rauth.pub" -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:auto -signature "$W/sig" "$W/msgdata" >>"$W/last.log" 2>&1; then
+  ok "RSA derived key: SHA384-RSA-PKCS-PSS verified by openssl"; else bad "RSA derived PSS"; fi
+openssl dgst -sha256 -binary "$W/msgdata" >"$W/msg.sha256"
+printf '\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20' | cat - "$W/msg.sha256" >"$W/di"
+if "${RL[@]}" --sign -m RSA-PKCS --id 02 -i "$W/di" -o "$W/sig" >"$W/last.log" 2>&1 &&
+  "${RL[@]}" --read-object --type cert --id 02 -o "$W/rsign.der" >>"$W/last.log" 2>&1 &&
+  openssl dgst -sha256 -verify <(openssl x509 -inform DER -in "$W/rsign.der" -pubkey -noout) -signature "$W/sig" "$W/msgdata" >>"$W/last.log" 2>&1; then
+  ok "RSA derived signature key: RSA-PKCS over a caller DigestInfo"; else bad "RSA derived RSA-PKCS DigestInfo"; fi
+"${RL[@]}" --sign -m RSA-X-509 --id 01 -i "$W/rauth.der" -o "$W/sig" >"$W/last.log" 2>&1
+grep -q CKR_MECHANISM_INVALID "$W/last.log" && ok "raw RSA (RSA-X-509) is refused for software keys" || bad "RSA-X-509 on a software key"
 "${DL[@]}" --login --pin 11112222 -O >"$W/last.log" 2>&1
 grep -q CKR_PIN_INCORRECT "$W/last.log" && ok "derived slot, wrong PIN -> CKR_PIN_INCORRECT (counted by the back-end)" || bad "derived wrong PIN"
 DID=$("$BIN/dcred-backend" device list --data "$B" | awk 'NR==2 {print $1}')

@@ -23,8 +23,26 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// A fresh P-256 key made on this device: (PKCS#8, SPKI).
-fn device_key() -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), CliError> {
+/// A fresh key made on this device: (PKCS#8, SPKI). RSA-2048 with aws-lc-rs,
+/// or P-256.
+fn device_key(rsa: bool) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), CliError> {
+    if rsa {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+        use aws_lc_rs::signature::KeyPair as _;
+        let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .map_err(|_| CliError("RSA key generation failed".into()))?;
+        let pkcs8: Pkcs8V1Der<'_> = kp
+            .as_der()
+            .map_err(|_| CliError("RSA key encoding".into()))?;
+        let spki: PublicKeyX509Der<'_> = kp
+            .public_key()
+            .as_der()
+            .map_err(|_| CliError("RSA public key encoding".into()))?;
+        return Ok((
+            Zeroizing::new(pkcs8.as_ref().to_vec()),
+            spki.as_ref().to_vec(),
+        ));
+    }
     loop {
         let bytes = random::<32>();
         if let Ok(k) = p256::SecretKey::from_slice(bytes.as_ref()) {
@@ -88,8 +106,8 @@ pub fn enroll(o: &Opts) -> Result<(), CliError> {
     let kwk = random::<32>();
     let dev = DeviceKey::regenerate(new_pin.as_bytes(), salt.as_ref(), o.iterations);
     drop(new_pin);
-    let (auth_pkcs8, auth_spki) = device_key()?;
-    let (sign_pkcs8, sign_spki) = device_key()?;
+    let (auth_pkcs8, auth_spki) = device_key(o.rsa)?;
+    let (sign_pkcs8, sign_spki) = device_key(o.rsa)?;
 
     step(
         3,

@@ -18,11 +18,12 @@ dcred: derived credentials (NIST SP 800-157) from a PIV card.
 USAGE:
   dcred enroll --backend HOST:PORT --trust-anchor CERT [--module LIB] [--token LABEL]
                [--card-pin-file F] [--pin-file F] [--label TEXT] [--min-pin-len 6]
-               [--iterations N]
+               [--iterations N] [--key-type p256|rsa2048]
       Proves possession of the PIV card (its 9A key signs the TLS-bound challenge),
       makes the derived keys, receives their certificates and the escrowed
       key-management keys, and stores the credential (keys wrapped under a KWK that
-      only the back-end keeps). PINs are read from the terminal, or from a file
+      only the back-end keeps); derived keys are P-256 (default) or RSA-2048.
+      PINs are read from the terminal, or from a file
       (one line; '-' is standard input) for scripts.
   dcred list
   dcred change-pin ID [--pin-file F]     (old and new PIN: two lines in the file)
@@ -53,6 +54,7 @@ pub struct Opts {
     label: Option<String>,
     min_pin_len: usize,
     iterations: u32,
+    rsa: bool,
     rest: Vec<String>,
 }
 
@@ -77,6 +79,13 @@ fn parse(args: &[String]) -> Result<Opts, CliError> {
             "--card-pin-file" => o.card_pin_file = Some(v()?.into()),
             "--pin-file" => o.pin_file = Some(v()?.into()),
             "--label" => o.label = Some(v()?),
+            "--key-type" => {
+                o.rsa = match v()?.as_str() {
+                    "p256" => false,
+                    "rsa2048" => true,
+                    other => return Err(CliError(format!("--key-type {other}: p256 or rsa2048"))),
+                }
+            }
             "--min-pin-len" => {
                 o.min_pin_len = v()?
                     .parse()
