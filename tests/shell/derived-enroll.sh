@@ -34,8 +34,9 @@ pcsc_card_start 0 "$W/card.json" || exit 1
 B=$W/backend
 "$BIN/dcred-backend" init --data "$B" --piv-anchor "$W/pki/ca.cert.pem" >"$W/last.log" 2>&1 && ok "dcred-backend init with the PIV CA as trust anchor" || bad "backend init"
 "$BIN/dcred-backend" escrow import --data "$B" --user "$W/pki/9a.cert.pem" --cert "$W/pki/82.cert.pem" --key "$W/pki/82.key.pem" --retired >"$W/last.log" 2>&1 &&
+  "$BIN/dcred-backend" escrow import --data "$B" --user "$W/pki/9a.cert.pem" --cert "$W/pki/83.cert.pem" --key "$W/pki/83.key.pem" --retired >>"$W/last.log" 2>&1 &&
   "$BIN/dcred-backend" escrow import --data "$B" --user "$W/pki/9a.cert.pem" --cert "$W/pki/9d.cert.pem" --key "$W/pki/9d.key.pem" >>"$W/last.log" 2>&1 &&
-  ok "escrow: the card's current (9D) and retired (82) key-management keys" || bad "escrow import"
+  ok "escrow: the card's current (9D) and retired (82 RSA, 83 P-384) key-management keys" || bad "escrow import"
 start_backend() { # start_backend [ADDRESS [EXTRA ARGS]] (default: a free loopback port)
   "$BIN/dcred-backend" serve --data "$B" --listen "${1:-127.0.0.1:0}" "${@:2}" >>"$W/backend.log" 2>&1 &
   BACKEND_PID=$!
@@ -66,8 +67,8 @@ python3 - "$CRED" "$W" <<'PY' >"$W/last.log" 2>&1 && ok "credential: auth, sign,
 import base64, json, sys
 c = json.load(open(sys.argv[1])); w = sys.argv[2]
 roles = [k["role"] if isinstance(k["role"], str) else "retired%d" % k["role"]["retired"] for k in c["keys"]]
-assert roles == ["authentication", "signature", "key_management", "retired1"], roles
-for k, name in zip(c["keys"], ["auth", "sign", "km", "retired"]):
+assert roles == ["authentication", "signature", "key_management", "retired1", "retired2"], roles
+for k, name in zip(c["keys"], ["auth", "sign", "km", "retired83", "retired"]):
     open(f"{w}/{name}.der", "wb").write(base64.b64decode(k["cert"]))
 open(f"{w}/issuing.der", "wb").write(base64.b64decode(c["ca_cert"]))
 assert c["protocredential"]["kdf"] == "pbkdf2-hmac-sha256"
@@ -82,7 +83,8 @@ openssl x509 -in "$W/auth.pem" -noout -text | grep -q "2.16.840.1.101.3.2.1.3.40
 openssl x509 -in "$W/auth.pem" -noout -subject | grep -q "dcred test 9a" && ok "subject copied from the PIV certificate" || bad "subject"
 cmp -s <(openssl x509 -inform DER -in "$W/km.der" -outform DER) <(openssl x509 -in "$W/pki/9d.cert.pem" -outform DER) &&
   cmp -s <(openssl x509 -inform DER -in "$W/retired.der" -outform DER) <(openssl x509 -in "$W/pki/82.cert.pem" -outform DER) &&
-  ok "escrowed certificates are the card's 9D (current) and 82 (retired)" || bad "escrowed certificates"
+  cmp -s <(openssl x509 -inform DER -in "$W/retired83.der" -outform DER) <(openssl x509 -in "$W/pki/83.cert.pem" -outform DER) &&
+  ok "escrowed certificates: 9D current, then retired ones newest first (83, 82)" || bad "escrowed certificates"
 
 # Nothing on disk depends on the PIN: enroll the same card again under another PIN and
 # compare the two files' shapes (same fields, same lengths); no PIN string anywhere.
@@ -146,8 +148,8 @@ DL=("${P11[@]}" --token-label "dcred test 9a (derived)")
 grep -q "token label *: dcred test 9a (derived)" "$W/L.txt" && grep -q "token label *: dcred test 9a$" "$W/L.txt" &&
   ok "pkcs11-tool -L: the card's slot and the derived credential's slot side by side" || { cp "$W/L.txt" "$W/last.log"; bad "derived slot listed"; }
 DCRED_LOG=trace DCRED_LOG_FILE="$W/module.log" "${DL[@]}" -O >"$W/O.txt" 2>&1
-[ "$(grep -c '^Certificate Object' "$W/O.txt")" = 4 ] && ! grep -q "Private Key" "$W/O.txt" &&
-  ok "derived slot before login: 4 certificates, no private key (no network I/O needed)" || { cp "$W/O.txt" "$W/last.log"; bad "derived objects"; }
+[ "$(grep -c '^Certificate Object' "$W/O.txt")" = 5 ] && ! grep -q "Private Key" "$W/O.txt" &&
+  ok "derived slot before login: 5 certificates, no private key (no network I/O needed)" || { cp "$W/O.txt" "$W/last.log"; bad "derived objects"; }
 head -c 1000 /dev/urandom >"$W/msgdata"
 dsign() { # dsign NAME ID CERT
   if DCRED_LOG=trace DCRED_LOG_FILE="$W/module.log" "${DL[@]}" --login --pin 24681357 --sign -m ECDSA-SHA256 --id "$2" -i "$W/msgdata" -o "$W/sig" --signature-format openssl >"$W/last.log" 2>&1 &&
@@ -165,7 +167,12 @@ ddecrypt() { # ddecrypt NAME ID CERT MECH "openssl opts" "pkcs11-tool opts"
 ddecrypt "escrowed current key-management key decrypts (RSA-PKCS)" 03 "$W/pki/9d.cert.pem" RSA-PKCS "" ""
 ddecrypt "escrowed current key decrypts (OAEP SHA-256)" 03 "$W/pki/9d.cert.pem" RSA-PKCS-OAEP \
   "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256" "--hash-algorithm SHA256 --mgf MGF1-SHA256"
-ddecrypt "escrowed retired key decrypts (RSA-PKCS)" 05 "$W/pki/82.cert.pem" RSA-PKCS "" ""
+ddecrypt "escrowed retired key decrypts (RSA-PKCS)" 06 "$W/pki/82.cert.pem" RSA-PKCS "" ""
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$W/peer.key" 2>/dev/null
+openssl pkey -in "$W/peer.key" -pubout -outform DER -out "$W/peer.pub.der"
+openssl pkeyutl -derive -inkey "$W/peer.key" -peerkey <(openssl x509 -in "$W/pki/83.cert.pem" -pubkey -noout) -out "$W/z1"
+if "${DL[@]}" --login --pin 24681357 --derive -m ECDH1-DERIVE --id 05 -i "$W/peer.pub.der" -o "$W/z2" >"$W/last.log" 2>&1 &&
+  cmp -s "$W/z1" "$W/z2"; then ok "escrowed retired P-384 key: ECDH1-DERIVE equals openssl's"; else bad "derived-slot ECDH"; fi
 RL=("${P11[@]}" --token-label "rsa derived" --login --pin 24681357)
 "${RL[@]}" --read-object --type cert --id 01 -o "$W/rauth.der" >"$W/last.log" 2>&1
 openssl x509 -inform DER -in "$W/rauth.der" -pubkey -noout >"$W/rauth.pub" 2>>"$W/last.log"
