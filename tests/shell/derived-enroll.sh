@@ -55,7 +55,9 @@ enroll() { # enroll PINFILE [extra args]
   DCRED_LOG=trace DCRED_LOG_FILE="$W/module.log" "$BIN/dcred" enroll --backend "$ADDR" --trust-anchor "$B/tls-ca.cert.pem" \
     --module "$MODULE" --card-pin-file "$W/cardpin" --pin-file "$f" --iterations 1000 "$@"
 }
-enroll "$W/pin" >"$W/enroll.log" 2>&1 && ok "dcred enroll" || { cp "$W/enroll.log" "$W/last.log"; bad "dcred enroll"; }
+enroll "$W/pin" --reader "Virtual PCD 00 00" >"$W/enroll.log" 2>&1 && ok "dcred enroll (reader picked by name)" || { cp "$W/enroll.log" "$W/last.log"; bad "dcred enroll"; }
+enroll "$W/pin" --reader "No Such Reader" >"$W/last.log" 2>&1
+grep -q "no PIV card in a reader named like 'No Such Reader'" "$W/last.log" && ok "an unknown reader is a clear error" || bad "unknown reader"
 grep -q '^\[5/5\] storing the credential' "$W/enroll.log" && ok "one progress line per step" || bad "progress lines"
 CRED=$(ls "$DCRED_DATA_DIR"/credentials/*.json 2>/dev/null | head -1)
 [ -n "$CRED" ] && [ "$(stat -c %a "$CRED")" = 600 ] && ok "credential file written, mode 0600" || bad "credential file mode"

@@ -42,31 +42,38 @@ pub fn module_path(given: Option<&Path>) -> Result<PathBuf, CliError> {
 }
 
 impl Card {
-    /// Open the first hardware token (or the one labelled `token`) and log in.
-    pub fn open(module: &Path, token: Option<&str>, pin: &str) -> Result<Card, CliError> {
+    /// Open the first hardware token (or the one labelled `token`, or the one in
+    /// the reader whose name contains `reader`) and log in.
+    pub fn open(
+        module: &Path,
+        token: Option<&str>,
+        reader: Option<&str>,
+        pin: &str,
+    ) -> Result<Card, CliError> {
         let ctx =
             Pkcs11::new(module).map_err(|e| CliError(format!("{}: {e}", module.display())))?;
         ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
         let mut chosen = None;
         for slot in ctx.get_slots_with_token()? {
             let info = ctx.get_token_info(slot)?;
-            let hw = ctx.get_slot_info(slot)?.hardware_slot();
+            let slot_info = ctx.get_slot_info(slot)?;
+            let hw = slot_info.hardware_slot();
             let label = info.label().trim().to_string();
-            if token.is_some_and(|t| t != label) || (token.is_none() && !hw) {
+            let desc = slot_info.slot_description().trim().to_string();
+            if token.is_some_and(|t| t != label)
+                || reader.is_some_and(|r| !desc.contains(r))
+                || (token.is_none() && !hw)
+            {
                 continue;
             }
-            let desc = ctx
-                .get_slot_info(slot)?
-                .slot_description()
-                .trim()
-                .to_string();
             chosen = Some((slot, format!("'{label}' in {desc}")));
             break;
         }
         let (slot, name) = chosen.ok_or_else(|| {
-            CliError(match token {
-                Some(t) => format!("no token labelled '{t}'"),
-                None => "no PIV card found (is it in the reader?)".into(),
+            CliError(match (token, reader) {
+                (Some(t), _) => format!("no token labelled '{t}'"),
+                (None, Some(r)) => format!("no PIV card in a reader named like '{r}'"),
+                (None, None) => "no PIV card found (is it in the reader?)".into(),
             })
         })?;
         let session = ctx.open_ro_session(slot)?;

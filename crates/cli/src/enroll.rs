@@ -96,7 +96,7 @@ pub fn enroll(o: &Opts) -> Result<(), CliError> {
     pin::check_policy(&new_pin, o.min_pin_len)?;
 
     step(1, 5, "reading the PIV card");
-    let card = Card::open(&module, o.token.as_deref(), &card_pin)?;
+    let card = Card::open(&module, o.token.as_deref(), o.reader.as_deref(), &card_pin)?;
     drop(card_pin);
     eprintln!("      card {}", card.name);
 

@@ -16,7 +16,7 @@ const USAGE: &str = "\
 dcred: derived credentials (NIST SP 800-157) from a PIV card.
 
 USAGE:
-  dcred enroll --backend HOST:PORT --trust-anchor CERT [--module LIB] [--token LABEL]
+  dcred enroll --backend HOST:PORT --trust-anchor CERT [--module LIB] [--reader NAME | --token LABEL]
                [--card-pin-file F] [--pin-file F] [--label TEXT] [--min-pin-len 6]
                [--iterations N] [--key-type p256|rsa2048]
       Proves possession of the PIV card (its 9A key signs the TLS-bound challenge),
@@ -49,6 +49,7 @@ pub struct Opts {
     trust_anchor: Option<PathBuf>,
     module: Option<PathBuf>,
     token: Option<String>,
+    reader: Option<String>,
     card_pin_file: Option<PathBuf>,
     pin_file: Option<PathBuf>,
     label: Option<String>,
@@ -76,6 +77,7 @@ fn parse(args: &[String]) -> Result<Opts, CliError> {
             "--trust-anchor" => o.trust_anchor = Some(v()?.into()),
             "--module" => o.module = Some(v()?.into()),
             "--token" => o.token = Some(v()?),
+            "--reader" => o.reader = Some(v()?),
             "--card-pin-file" => o.card_pin_file = Some(v()?.into()),
             "--pin-file" => o.pin_file = Some(v()?.into()),
             "--label" => o.label = Some(v()?),
