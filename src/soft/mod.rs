@@ -13,10 +13,17 @@ use dcred_protocol::credential;
 use crate::core::slots::{SlotProvider, SlotStatus};
 use crate::core::{Error, Result, Token};
 
+/// What a scan learnt of one file: its modification time and length, and the
+/// credential id it holds (`None`: unreadable, already reported).
+type Seen = (std::time::SystemTime, u64, Option<String>);
+
 /// One slot per credential file.
 pub struct SoftProvider {
     dir: Option<PathBuf>,
     config: Arc<crate::config::Config>,
+    /// Files already parsed: applications list slots often, so a file is read
+    /// again only when it changes.
+    seen: std::sync::Mutex<std::collections::HashMap<PathBuf, Seen>>,
 }
 
 impl SoftProvider {
@@ -26,6 +33,7 @@ impl SoftProvider {
         SoftProvider {
             dir: credential::default_dir(),
             config,
+            seen: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -39,20 +47,46 @@ impl SlotProvider for SoftProvider {
         let Some(dir) = &self.dir else {
             return Vec::new();
         };
-        credential::list(dir)
-            .into_iter()
-            .filter_map(|(path, c)| match c {
-                Ok(c) => Some(SlotStatus {
-                    name: c.id,
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        let mut seen = crate::core::lock(&self.seen);
+        seen.retain(|p, _| paths.contains(p));
+        let mut out = Vec::new();
+        for path in paths {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let stamp = (meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta.len());
+            let id = match seen.get(&path) {
+                Some((t, n, id)) if (*t, *n) == stamp => id.clone(),
+                _ => {
+                    let id = match credential::Credential::read(&path) {
+                        Ok(c) => Some(c.id),
+                        Err(e) => {
+                            log::warn!("{}: {e}", path.display());
+                            None
+                        }
+                    };
+                    seen.insert(path, (stamp.0, stamp.1, id.clone()));
+                    id
+                }
+            };
+            if let Some(name) = id {
+                out.push(SlotStatus {
+                    name,
                     present: true,
                     events: 0,
-                }),
-                Err(e) => {
-                    log::warn!("{}: {e}", path.display());
-                    None
-                }
-            })
-            .collect()
+                });
+            }
+        }
+        out
     }
 
     fn wait_change(&self, _known: &[SlotStatus], _timeout: Duration) -> Result<bool> {
